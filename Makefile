@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh machine:
+#   make demo   create .venv with python3.12, install, run `bayescale demo`
+#   make test   create/install if needed, run the whole test suite
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# python3.12 may be a pyenv shim that only works when 3.12 is selected: find a working one.
+PYTHON312 ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
+	if [ -x "$$(command -v $$p 2>/dev/null)" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then echo $$p; break; fi; done)
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint format bench bench-setup clean
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON312)" ]; then echo "error: python3.12 not found (install it or set PYTHON312=/path/to/python3.12)" >&2; exit 2; fi
+	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/bayescale demo
+
+# pytest exits 5 when it collects no tests: that must fail loudly, never pass quietly.
+test: $(STAMP)
+	@MPLBACKEND=Agg $(PY) -m pytest -q --durations=15; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+test-fast: $(STAMP)
+	MPLBACKEND=Agg $(PY) -m pytest -q -m "not slow and not notebook"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bayescale tests bench
+	$(VENV)/bin/ruff format --check bayescale tests bench
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format bayescale tests bench
+	$(VENV)/bin/ruff check --fix bayescale tests bench
+
+bench-setup: $(STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+
+bench: bench-setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,113 @@
+"""JAX start-up settings applied once, before the first JAX computation.
+
+bayescale runs NUTS chains in parallel on host devices, so the XLA flag that splits
+the CPU into several devices must be set before JAX initialises its backend. It also
+turns on float64 (scaling-law posteriors are fitted in log space where float32 loses
+the third significant digit of an exponent) and the persistent compilation cache, so
+that a second process does not recompile the sampler.
+
+Environment variables (all optional):
+
+* ``BAYESCALE_HOST_DEVICES``: number of CPU devices for parallel chains (default 4).
+* ``BAYESCALE_CACHE_DIR``: persistent compilation cache directory
+  (default ``~/.cache/bayescale/jax``; ``off`` disables it).
+* ``BAYESCALE_X64``: ``0`` keeps JAX in 32-bit mode (not recommended).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+__all__ = ["cache_dir", "configure", "host_device_count", "select_device"]
+
+_CONFIGURED = False
+
+
+def host_device_count() -> int:
+    """Number of CPU devices requested for parallel chains."""
+    return max(1, int(os.environ.get("BAYESCALE_HOST_DEVICES", "4")))
+
+
+def cache_dir() -> Path | None:
+    """Directory of JAX's persistent compilation cache, or None when disabled."""
+    value = os.environ.get("BAYESCALE_CACHE_DIR", "")
+    if value.lower() == "off":
+        return None
+    if value:
+        return Path(value).expanduser()
+    return Path.home() / ".cache" / "bayescale" / "jax"
+
+
+def _set_host_devices(count: int) -> None:
+    # Only effective before the XLA backend starts; harmless afterwards.
+    flags = os.environ.get("XLA_FLAGS", "")
+    flags = re.sub(r"--xla_force_host_platform_device_count=\S+\s?", "", flags)
+    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={count} {flags}".strip()
+
+
+def configure() -> None:
+    """Apply bayescale's JAX settings (idempotent)."""
+    global _CONFIGURED
+    if _CONFIGURED:
+        return
+    jax_started = "jax" in sys.modules and _backend_started()
+    if not jax_started:
+        _set_host_devices(host_device_count())
+    import jax
+
+    if os.environ.get("BAYESCALE_X64", "1") != "0":
+        jax.config.update("jax_enable_x64", True)
+    directory = cache_dir()
+    if directory is not None:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            jax.config.update("jax_compilation_cache_dir", str(directory))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        except OSError:
+            pass  # a read-only home must not stop a fit; it only costs compile time
+    # numpyro's first import registers extra JAX config states (via pallas); if that
+    # happened after the first trace, every later fit would miss the jit cache.
+    import numpyro.infer  # noqa: F401
+
+    _CONFIGURED = True
+
+
+def _backend_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge._backends)
+    except Exception:  # pragma: no cover - private API moved
+        return True
+
+
+def select_device(device: str = "auto"):
+    """Return the JAX device for ``device`` in {"cpu", "gpu", "auto"}.
+
+    ``auto`` picks a GPU when JAX sees one and the CPU otherwise.
+
+    Example:
+        >>> select_device("cpu").platform
+        'cpu'
+    """
+    import jax
+
+    if device not in ("cpu", "gpu", "auto"):
+        raise ValueError(f"device must be one of 'cpu', 'gpu', 'auto' but got {device!r}")
+    if device in ("gpu", "auto"):
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError:
+            gpus = []
+        if gpus:
+            return gpus[0]
+        if device == "gpu":
+            raise ValueError(
+                "device 'gpu' requested but JAX sees no GPU; install jax with CUDA "
+                "(pip install 'bayescale[gpu]') or use --device cpu"
+            )
+    return jax.devices("cpu")[0]

@@ -1,0 +1,701 @@
+"""The :class:`Fit`: posterior draws, summaries, diagnostics, predictions, persistence.
+
+A fit keeps the sampled (internal, centred) parameters and reports natural-scale ones
+(``E`` in nats, ``A`` not ``log A``). Predictions for "the next run" include the
+run-to-run noise of the likelihood; ``noise=False`` gives parameter-only intervals.
+
+Example:
+    >>> result = bs.fit(runs, "chinchilla")                       # doctest: +SKIP
+    >>> result.predict(params=70e9, tokens=1.4e12).to_dict()      # doctest: +SKIP
+    {'median': 1.94, 'mean': 1.94, 'lower': 1.90, 'upper': 1.99, 'prob': 0.95}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .model import DOWNSTREAM_NAMES, ScalingModel
+
+__all__ = ["Diagnostics", "Fit", "FitWarning", "Prediction", "check_prob", "load_fit"]
+
+R_HAT_MAX = 1.01
+EBFMI_MIN = 0.3
+
+
+class FitWarning(UserWarning):
+    """The sampler's diagnostics say the posterior may be unreliable."""
+
+
+def check_prob(prob: float) -> float:
+    """Validate an interval probability.
+
+    Example:
+        >>> check_prob(1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: The value of prob should be in the interval (0, 1) but got 1.5
+    """
+    if isinstance(prob, bool) or not isinstance(prob, int | float) or not 0 < prob < 1:
+        raise ValueError(f"The value of prob should be in the interval (0, 1) but got {prob}")
+    return float(prob)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+@dataclass
+class Diagnostics:
+    """Sampler diagnostics with a verdict.
+
+    ``ok`` requires R-hat <= 1.01 for every parameter, no divergent transitions, bulk and
+    tail ESS of at least ``min(400, draws/10)`` and E-BFMI >= 0.3 in every chain.
+    """
+
+    divergences: int
+    max_r_hat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    min_ebfmi: float
+    ess_required: float
+    ok: bool
+    messages: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "divergences": int(self.divergences),
+            "max_r_hat": _round(self.max_r_hat),
+            "min_ess_bulk": _round(self.min_ess_bulk),
+            "ok": bool(self.ok),
+            "min_ess_tail": _round(self.min_ess_tail),
+            "min_ebfmi": _round(self.min_ebfmi),
+            "messages": list(self.messages),
+        }
+
+    def verdict(self) -> str:
+        """One line: ``ok`` or what is wrong and what to try."""
+        return "ok" if self.ok else "; ".join(self.messages)
+
+
+def _round(x: float, digits: int = 6) -> float | None:
+    if x is None or not math.isfinite(float(x)):
+        return None
+    return float(round(float(x), digits))
+
+
+@dataclass
+class Prediction:
+    """Posterior (predictive) draws for one or more targets.
+
+    Attributes:
+        draws: array ``(n_draws, n_targets)``.
+        prob: interval probability (equal-tailed).
+        metric: ``loss`` or ``downstream``.
+        noise: whether run-to-run noise is included ("the next run").
+    """
+
+    draws: np.ndarray
+    prob: float = 0.95
+    metric: str = "loss"
+    noise: bool = True
+
+    @property
+    def median(self) -> np.ndarray:
+        return np.median(self.draws, axis=0)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.mean(self.draws, axis=0)
+
+    @property
+    def lower(self) -> np.ndarray:
+        return np.quantile(self.draws, (1 - self.prob) / 2, axis=0)
+
+    @property
+    def upper(self) -> np.ndarray:
+        return np.quantile(self.draws, 1 - (1 - self.prob) / 2, axis=0)
+
+    def to_dict(self) -> dict:
+        """``{"median","mean","lower","upper","prob"}``; scalars for a single target."""
+        out = {}
+        for key in ("median", "mean", "lower", "upper"):
+            value = getattr(self, key)
+            out[key] = float(value[0]) if value.size == 1 else [float(v) for v in value]
+        out["prob"] = self.prob
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {k: np.atleast_1d(getattr(self, k)) for k in ("median", "mean", "lower", "upper")}
+        )
+
+
+class Fit:
+    """A fitted scaling law: posterior draws plus everything needed to use them.
+
+    Args:
+        model: the :class:`~bayescale.model.ScalingModel` that was sampled.
+        samples: sampled sites, ``(chains, draws, ...)``.
+        stats: sample stats (``diverging``, ``energy``, ``n_steps``).
+        runs: the validated runs.
+        info: sampler settings and provenance.
+    """
+
+    def __init__(
+        self,
+        model: ScalingModel,
+        samples: Mapping[str, np.ndarray],
+        stats: Mapping[str, np.ndarray],
+        runs,
+        info: Mapping | None = None,
+    ):
+        self.model = model
+        self.samples = {k: np.asarray(v) for k, v in samples.items()}
+        self.stats = {k: np.asarray(v) for k, v in stats.items()}
+        self.runs = runs
+        self.info = dict(info or {})
+        self.info.setdefault("bayescale_version", _version())
+        self._diagnostics: Diagnostics | None = None
+        self._summary_cache: dict[float, pd.DataFrame] = {}
+        if not self.diagnostics.ok and self.info.get("warn", True):
+            warnings.warn(
+                f"fit diagnostics not ok: {self.diagnostics.verdict()}", FitWarning, stacklevel=2
+            )
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def law(self):
+        return self.model.law
+
+    @property
+    def spec(self):
+        return self.model.spec
+
+    @property
+    def n_chains(self) -> int:
+        return int(next(iter(self.samples.values())).shape[0])
+
+    @property
+    def n_draws(self) -> int:
+        return int(next(iter(self.samples.values())).shape[1])
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        return self.model.group_names
+
+    def flat(self, name: str) -> np.ndarray:
+        """Draws of a sampled site with chains merged: ``(chains*draws, ...)``."""
+        value = self.samples[name]
+        return value.reshape((-1, *value.shape[2:]))
+
+    # ------------------------------------------------------------------ reported
+    def reported(self) -> dict[str, np.ndarray]:
+        """Natural-scale parameters, ``(chains, draws)`` or ``(chains, draws, groups)``."""
+        names = self.law.parameter_names
+        theta = {n: self.samples[n] for n in names}
+        if any(v.ndim == 3 for v in theta.values()):
+            n_groups = self.model.n_groups
+            theta = {
+                n: v if v.ndim == 3 else np.repeat(v[..., None], n_groups, axis=-1)
+                for n, v in theta.items()
+            }
+        ref = self.model.log_ref
+        out = {k: np.asarray(v, np.float64) for k, v in self.law.to_reported(theta, ref).items()}
+        for name, value in out.items():
+            if value.ndim == 3 and np.all(value == value[..., :1]):
+                out[name] = value[..., 0]  # shared across groups: report once
+        if self.spec.downstream:
+            for name in DOWNSTREAM_NAMES:
+                out[name] = self.samples[name]
+        for name in self.model.noise_sites:
+            out[name] = self.samples[name]
+        for name in list(self.samples):
+            if name.endswith(("_mu", "_tau")) and name[: name.rfind("_")] in names:
+                out[name] = self.samples[name]
+        return out
+
+    def reported_flat(self) -> dict[str, np.ndarray]:
+        """Reported draws flattened to one column per name (``alpha[rpj]`` for groups)."""
+        out = {}
+        for name, value in self.reported().items():
+            if value.ndim == 3:
+                for g, gname in enumerate(self.group_names):
+                    out[f"{name}[{gname}]"] = value[..., g]
+            else:
+                out[name] = value
+        return out
+
+    # ------------------------------------------------------------------ summaries
+    def summary(self, prob: float = 0.95) -> pd.DataFrame:
+        """Posterior summary of the reported parameters.
+
+        Columns: mean, sd, median, lower, upper (equal-tailed at ``prob``), r_hat,
+        ess_bulk, ess_tail.
+        """
+        prob = check_prob(prob)
+        if prob in self._summary_cache:
+            return self._summary_cache[prob].copy()
+        import arviz as az
+
+        rows = {}
+        q = ((1 - prob) / 2, 1 - (1 - prob) / 2)
+        for name, draws in self.reported_flat().items():
+            flat = draws.reshape(-1)
+            rows[name] = {
+                "mean": float(flat.mean()),
+                "sd": float(flat.std(ddof=1)),
+                "median": float(np.median(flat)),
+                "lower": float(np.quantile(flat, q[0])),
+                "upper": float(np.quantile(flat, q[1])),
+                "r_hat": _safe(az.rhat, draws),
+                "ess_bulk": _safe(az.ess, draws),
+                "ess_tail": _safe(lambda d: az.ess(d, method="tail", prob=0.05), draws),
+            }
+        frame = pd.DataFrame.from_dict(rows, orient="index")
+        frame.index.name = "parameter"
+        self._summary_cache[prob] = frame
+        return frame.copy()
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        if self._diagnostics is None:
+            self._diagnostics = self._compute_diagnostics()
+        return self._diagnostics
+
+    def _compute_diagnostics(self) -> Diagnostics:
+        import arviz as az
+
+        summary = self.summary()
+        r_hats = list(summary["r_hat"].dropna())
+        # internal sites too: a hidden non-mixing latent must not pass silently
+        for _name, value in self.samples.items():
+            flat = value.reshape(value.shape[0], value.shape[1], -1)
+            r_hats += [_safe(az.rhat, flat[..., j]) for j in range(flat.shape[-1])]
+        r_hats = [r for r in r_hats if r is not None and math.isfinite(r)]
+        max_r_hat = max(r_hats) if r_hats else float("nan")
+        divergences = int(self.stats.get("diverging", np.zeros(1)).sum())
+        ess_bulk = float(summary["ess_bulk"].min())
+        ess_tail = float(summary["ess_tail"].min())
+        ebfmi = _ebfmi(self.stats.get("energy"))
+        required = min(400.0, 0.1 * self.n_chains * self.n_draws)
+        messages = []
+        if self.n_chains < 2:
+            messages.append("R-hat needs at least 2 chains: run more chains")
+        if not max_r_hat <= R_HAT_MAX:
+            messages.append(
+                f"max R-hat {max_r_hat:.3f} > {R_HAT_MAX}: chains disagree; run more "
+                "warmup/draws or check for several modes (tighter priors help)"
+            )
+        if divergences:
+            messages.append(
+                f"{divergences} divergent transitions: raise target_accept (e.g. 0.95) "
+                "or tighten priors on weakly identified parameters"
+            )
+        if not ess_bulk >= required or not ess_tail >= required:
+            messages.append(
+                f"min ESS bulk {ess_bulk:.0f} / tail {ess_tail:.0f} < {required:.0f}: "
+                "run more draws"
+            )
+        if math.isfinite(ebfmi) and ebfmi < EBFMI_MIN:
+            messages.append(
+                f"E-BFMI {ebfmi:.2f} < {EBFMI_MIN}: poor exploration of the energy; "
+                "reparameterise or tighten priors"
+            )
+        return Diagnostics(
+            divergences, max_r_hat, ess_bulk, ess_tail, ebfmi, required, not messages, messages
+        )
+
+    def to_dict(self, prob: float = 0.95) -> dict:
+        """The ``bayescale summary --json`` object (DESIGN.md contract)."""
+        summary = self.summary(prob)
+        params = {
+            name: {
+                k: _round(row[k])
+                for k in ("mean", "sd", "median", "lower", "upper", "r_hat", "ess_bulk")
+            }
+            for name, row in summary.iterrows()
+        }
+        return {
+            "parameters": params,
+            "diagnostics": self.diagnostics.to_dict(),
+            "prob": prob,
+            "law": self.law.name,
+            "model": self.spec.name,
+            "likelihood": self.spec.likelihood,
+            "pooling": self.spec.pooling,
+            "groups": list(self.group_names) if self.model.grouped else [],
+            "n_runs": int(self.runs.n_runs),
+        }
+
+    def __repr__(self) -> str:
+        d = self.diagnostics
+        return (
+            f"<Fit {self.spec.name} ({self.law.formula}) on {self.runs.n_runs} runs, "
+            f"{self.n_chains}x{self.n_draws} draws, diagnostics: {d.verdict()}>"
+        )
+
+    # ------------------------------------------------------------------ predictions
+    def _targets(self, params, tokens, compute, group) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        fpt = float(self.info.get("flops_per_token", 6.0))
+        given = {
+            k: None if v is None else np.atleast_1d(np.asarray(v, np.float64))
+            for k, v in (("params", params), ("tokens", tokens), ("compute", compute))
+        }
+        if given["tokens"] is None and given["params"] is not None and given["compute"] is not None:
+            given["tokens"] = given["compute"] / (fpt * given["params"])
+        if given["compute"] is None and given["params"] is not None and given["tokens"] is not None:
+            given["compute"] = fpt * given["params"] * given["tokens"]
+        needed = [k for k in self.law.inputs if given[k] is None]
+        if needed:
+            raise ValueError(
+                f"law {self.law.name!r} needs {' and '.join(needed)} to predict "
+                f"(give {', '.join('--' + k for k in needed)})"
+            )
+        values = {k: given[k] for k in self.law.inputs}
+        size = max(len(v) for v in values.values())
+        for k, v in values.items():
+            if not np.all(np.isfinite(v)) or np.any(v <= 0):
+                raise ValueError(f"{k} must be finite and > 0 to predict but got {v.tolist()}")
+            if len(v) not in (1, size):
+                raise ValueError(
+                    f"targets must have equal lengths but {k} has {len(v)} (others {size})"
+                )
+            values[k] = np.broadcast_to(v, (size,)).astype(np.float64)
+        codes = self._group_codes(group, size)
+        return values, codes
+
+    def _group_codes(self, group, size: int) -> np.ndarray:
+        if not self.model.grouped:
+            if group not in (None, "all"):
+                raise ValueError(f"this fit has no groups but group {group!r} was given")
+            return np.zeros(size, np.int32)
+        if group is None:
+            raise ValueError(
+                f"this fit is grouped: name a group, one of {', '.join(self.group_names)}"
+            )
+        groups = [group] if isinstance(group, str | int | np.integer) else list(group)
+        codes = []
+        for g in groups:
+            g = str(g)
+            if g not in self.group_names:
+                from difflib import get_close_matches
+
+                hint = get_close_matches(g, self.group_names, n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else ""
+                raise ValueError(
+                    f"unknown group {g!r}{extra} Groups: {', '.join(self.group_names)}"
+                )
+            codes.append(self.group_names.index(g))
+        codes = np.asarray(codes, np.int32)
+        if len(codes) == 1:
+            return np.repeat(codes, size)
+        if len(codes) != size:
+            raise ValueError(f"got {len(codes)} groups for {size} targets")
+        return codes
+
+    def log_loss_draws(self, values: Mapping[str, np.ndarray], codes: np.ndarray) -> np.ndarray:
+        """Noise-free log loss per draw and target: ``(chains*draws, targets)``."""
+        import jax.numpy as jnp
+
+        from ._jax import configure
+
+        configure()
+        flat = {n: self.flat(n) for n in self.law.parameter_names}
+        theta = self.model.theta_for_rows(flat, codes, self.law.parameter_names)
+        x = {
+            k: (np.log(values[k]) - self.model.log_ref.get(k, 0.0))[None, :]
+            for k in self.law.inputs
+        }
+        return np.asarray(
+            self.law.log_loss(
+                {k: jnp.asarray(v) for k, v in theta.items()},
+                {k: jnp.asarray(v) for k, v in x.items()},
+            )
+        )
+
+    def _noise(self, site_scale: str, site_df: str, codes, shape, rng) -> np.ndarray:
+        flat = {n: self.flat(n) for n in (site_scale, site_df) if n in self.samples}
+        theta = self.model.theta_for_rows(flat, codes, list(flat))
+        scale = np.broadcast_to(theta[site_scale], shape)
+        if site_df in theta:
+            df = np.broadcast_to(theta[site_df], shape)
+            return scale * rng.standard_t(df)
+        return scale * rng.standard_normal(shape)
+
+    def predict(
+        self,
+        params=None,
+        tokens=None,
+        compute=None,
+        group=None,
+        *,
+        metric: str = "loss",
+        noise: bool = True,
+        prob: float = 0.95,
+        seed: int = 0,
+    ) -> Prediction:
+        """Posterior predictive draws for new runs.
+
+        Args:
+            params, tokens, compute: target sizes (scalars or arrays); missing ones follow
+                from ``C = 6ND`` (or the fit's FLOPs-per-token rule).
+            group: group name(s) for grouped fits.
+            metric: ``loss`` or ``downstream`` (needs a downstream fit).
+            noise: include run-to-run noise (the next run) or parameters only.
+            prob: interval probability.
+            seed: seed for the noise draws.
+
+        Example:
+            >>> fit.predict(params=70e9, tokens=1.4e12).to_dict()   # doctest: +SKIP
+        """
+        prob = check_prob(prob)
+        if metric not in ("loss", "downstream"):
+            raise ValueError(f"metric must be 'loss' or 'downstream' but got {metric!r}")
+        if metric == "downstream" and not self.spec.downstream:
+            raise ValueError(
+                "metric 'downstream' needs a fit with a downstream column (--downstream COL)"
+            )
+        values, codes = self._targets(params, tokens, compute, group)
+        rng = np.random.default_rng(seed)
+        log_mu = self.log_loss_draws(values, codes)
+        log_loss = log_mu + (self._noise("sigma", "nu", codes, log_mu.shape, rng) if noise else 0.0)
+        loss = np.exp(log_loss)
+        if metric == "loss":
+            return Prediction(loss, prob, metric, noise)
+        flat = {n: self.flat(n) for n in DOWNSTREAM_NAMES}
+        t = self.model.theta_for_rows(flat, codes, DOWNSTREAM_NAMES)
+        err = t["eps"] - t["k"] * np.exp(-t["gamma"] * loss)
+        if noise:
+            err = err + self._noise("sigma_downstream", "nu_downstream", codes, err.shape, rng)
+        return Prediction(err, prob, metric, noise)
+
+    def interval(self, prob: float = 0.95, **target) -> tuple[np.ndarray, np.ndarray]:
+        """``(lower, upper)`` of the predictive interval; see :meth:`predict`."""
+        p = self.predict(prob=prob, **target)
+        return p.lower, p.upper
+
+    # ------------------------------------------------------------------ likelihood
+    def log_likelihood(self) -> np.ndarray:
+        """Pointwise log-likelihood of the observed log losses: ``(chains, draws, runs)``."""
+        from scipy import stats
+
+        values = {k: getattr(self.runs, k) for k in self.law.inputs}
+        codes = self.runs.group if self.model.grouped else np.zeros(self.runs.n_runs, np.int32)
+        log_mu = self.log_loss_draws(values, codes)
+        flat = {n: self.flat(n) for n in self.model.noise_sites}
+        t = self.model.theta_for_rows(flat, codes, list(flat))
+        y = np.log(self.runs.loss)[None, :]
+        if "nu" in t:
+            ll = stats.t.logpdf(y, t["nu"], loc=log_mu, scale=t["sigma"])
+        else:
+            ll = stats.norm.logpdf(y, loc=log_mu, scale=t["sigma"])
+        return ll.reshape(self.n_chains, self.n_draws, -1)
+
+    # ------------------------------------------------------------------ arviz / files
+    def to_datatree(self):
+        """ArviZ DataTree with posterior, sample_stats, log_likelihood and observed data."""
+        import arviz as az
+
+        posterior, dims = {}, {}
+        for name, value in self.reported().items():
+            posterior[name] = value
+            if value.ndim == 3:
+                dims[name] = ["group"]
+        runs_dim = ["run"]
+        data = {
+            "posterior": posterior,
+            "sample_stats": {
+                "diverging": self.stats["diverging"],
+                "energy": self.stats["energy"],
+                "n_steps": self.stats.get("n_steps", np.zeros_like(self.stats["energy"])),
+            },
+            "log_likelihood": {"log_loss": self.log_likelihood()},
+            "observed_data": {"log_loss": np.log(self.runs.loss)},
+            "constant_data": self._constant_data(),
+        }
+        dims.update({"log_loss": runs_dim})
+        for name in data["constant_data"]:
+            dims[name] = runs_dim
+        coords = {"run": np.asarray(self.runs.rows).astype(str), "group": list(self.group_names)}
+        tree = az.from_dict(data, dims=dims, coords=coords)
+        internal = {}
+        for name, value in self.samples.items():
+            internal[name] = value
+        from xarray import DataTree
+
+        tree["bayescale_samples"] = DataTree(
+            az.from_dict({"posterior": internal})["posterior"].to_dataset()
+        )
+        tree.attrs["bayescale"] = json.dumps(self._record())
+        return tree
+
+    def _constant_data(self) -> dict[str, np.ndarray]:
+        out = {"loss": self.runs.loss}
+        for name in ("params", "tokens", "compute", "downstream"):
+            value = getattr(self.runs, name)
+            if value is not None:
+                out[name] = value
+        if self.runs.group is not None:
+            out["group_code"] = self.runs.group
+        if getattr(self.runs, "sweep", None) is not None:
+            out["sweep_code"] = self.runs.sweep
+        return out
+
+    def _record(self) -> dict:
+        spec = self.spec
+        import jax
+        import numpyro
+
+        return {
+            "format": 1,
+            "bayescale_version": _version(),
+            "versions": {"jax": jax.__version__, "numpyro": numpyro.__version__},
+            "law": spec.law.name,
+            "law_options": dict(spec.law.options),
+            "spec_name": spec.name,
+            "spec_path": spec.path,
+            "citation": spec.citation,
+            "priors": {k: str(v) for k, v in self.model.priors.items()},
+            "spec_priors": {k: str(v) for k, v in spec.priors.items()},
+            "likelihood": spec.likelihood,
+            "pooling": spec.pooling,
+            "downstream": spec.downstream,
+            "group_names": list(self.model.group_names),
+            "sweep_names": list(getattr(self.runs, "sweep_names", ()) or ()),
+            "log_ref": dict(self.model.log_ref),
+            "columns": dict(self.runs.columns),
+            "rows": [str(r) for r in self.runs.rows],
+            "data_hash": self.runs.data_hash(),
+            "info": self.info,
+        }
+
+    def to_netcdf(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the fit to netCDF atomically; refuse to overwrite unless asked."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise ValueError(f"{str(path)!r} exists; pass overwrite=True (--force) to replace it")
+        tree = self.to_datatree()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            tree.to_netcdf(tmp, engine="h5netcdf")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+
+def _safe(fn, draws) -> float | None:
+    try:
+        value = float(fn(np.asarray(draws)))
+    except Exception:  # a constant draw makes R-hat undefined
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _ebfmi(energy: np.ndarray | None) -> float:
+    if energy is None or energy.shape[-1] < 3:
+        return float("nan")
+    num = np.mean(np.diff(energy, axis=-1) ** 2, axis=-1)
+    den = np.var(energy, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.min(num / den))
+
+
+def load_fit(path: str | Path) -> Fit:
+    """Load a fit written by :meth:`Fit.to_netcdf`. Loading never executes code.
+
+    Warns when the file was written by another bayescale version.
+    """
+    import xarray as xr
+
+    from .laws import get_law
+    from .priors import parse_prior
+    from .runs import Runs
+    from .specs import ModelSpec
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"fit file {str(path)!r} not found")
+    try:
+        tree = xr.open_datatree(path, engine="h5netcdf")
+        record = json.loads(tree.attrs["bayescale"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(
+            f"{str(path)!r} is not a bayescale fit file ({type(exc).__name__})"
+        ) from None
+    if record.get("bayescale_version") != _version():
+        warnings.warn(
+            f"{path} was written by bayescale {record.get('bayescale_version')}, "
+            f"this is {_version()}; results may differ",
+            FitWarning,
+            stacklevel=2,
+        )
+    law = (
+        get_law(record["law"], **{k: v for k, v in record["law_options"].items() if k != "custom"})
+        if not record["law_options"].get("custom")
+        else get_law(record["law"])
+    )
+    spec = ModelSpec(
+        name=record["spec_name"],
+        law=law,
+        priors={k: parse_prior(v) for k, v in record["spec_priors"].items()},
+        likelihood=record["likelihood"],
+        pooling=record["pooling"],
+        downstream=record["downstream"],
+        citation=record.get("citation", ""),
+        path=record.get("spec_path"),
+    )
+    model = ScalingModel(
+        spec,
+        {k: parse_prior(v) for k, v in record["priors"].items()},
+        tuple(record["group_names"]),
+        record["log_ref"],
+    )
+    internal = tree["bayescale_samples"].to_dataset()
+    samples = {k: np.asarray(internal[k].values) for k in internal.data_vars}
+    stats_ds = tree["sample_stats"].to_dataset()
+    stats = {
+        k: np.asarray(stats_ds[k].values)
+        for k in stats_ds.data_vars
+        if k in ("diverging", "energy", "n_steps")
+    }
+    const = tree["constant_data"].to_dataset()
+    get = lambda k: np.asarray(const[k].values, np.float64) if k in const else None  # noqa: E731
+    group = np.asarray(const["group_code"].values, np.int64) if "group_code" in const else None
+    sweep = np.asarray(const["sweep_code"].values, np.int64) if "sweep_code" in const else None
+    group_names = tuple(record["group_names"]) if group is not None else ()
+    runs = Runs(
+        params=get("params"),
+        tokens=get("tokens"),
+        compute=get("compute"),
+        loss=get("loss"),
+        downstream=get("downstream"),
+        group=group,
+        group_names=group_names,
+        sweep=sweep,
+        sweep_names=tuple(record.get("sweep_names", ())),
+        rows=np.asarray(record["rows"]),
+        columns=dict(record["columns"]),
+    )
+    tree.close()
+    info = dict(record["info"])
+    info["warn"] = False  # the verdict is in the file; do not re-warn on every load
+    result = Fit(model, samples, stats, runs, info)
+    result.info["warn"] = True
+    result.info["loaded_from"] = str(path)
+    return result

@@ -1,0 +1,515 @@
+"""The validated runs table: the only way data enters a fit.
+
+A *run* is one trained model: its size N (``params``), training tokens D (``tokens``),
+training compute C (``compute``), final ``loss`` and optionally a ``downstream`` error rate,
+a ``group`` (architecture, data mix, arm) and a ``sweep`` (isoFLOP budget, ladder).
+:func:`read_runs` maps the user's column names onto these roles, checks every value and
+returns a frozen :class:`Runs` of float64 numpy arrays. Bad input raises :class:`RunsError`
+(a ``ValueError``) with one line naming the column, the row label and the rule broken.
+
+Example:
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"N": [1e8, 4e8], "D": [2e9, 8e9], "loss": [3.1, 2.8]})
+    >>> runs = read_runs(df, params="N", tokens="D", loss="loss")
+    >>> runs.n_runs, runs.compute.tolist()
+    (2, [1.2e+18, 1.92e+19])
+"""
+
+from __future__ import annotations
+
+import decimal
+import difflib
+import hashlib
+import numbers
+import re
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Runs", "RunsError", "RunsWarning", "read_runs"]
+
+INPUTS = ("params", "tokens", "compute")
+_MAX_LOSS = 20.0
+
+
+class RunsError(ValueError):
+    """Bad runs data; the message is always a single line.
+
+    Example:
+        >>> str(RunsError("column 'N' not found\\nsecond line"))
+        "column 'N' not found second line"
+    """
+
+    def __init__(self, message: object) -> None:
+        super().__init__(re.sub(r"\s*[\r\n]+\s*", " ", str(message)).strip())
+
+
+class RunsWarning(UserWarning):
+    """Data was usable but something was dropped or looks suspicious.
+
+    Example:
+        >>> import warnings
+        >>> warnings.simplefilter("ignore", RunsWarning)
+    """
+
+
+def _did_you_mean(name: object, choices: list[Any]) -> str:
+    """Return ``"; did you mean 'x'?"`` for a close match of ``name`` in ``choices``, else ``""``."""
+    strs = {str(c): c for c in choices}
+    lower = {s.lower(): c for s, c in strs.items()}
+    hit = lower.get(str(name).lower())
+    prefixed = [c for s, c in strs.items() if s.lower().startswith(str(name).lower())]
+    if hit is None and len(prefixed) == 1:
+        hit = prefixed[0]
+    if hit is None:
+        close = difflib.get_close_matches(str(name), list(strs), n=1, cutoff=0.6)
+        hit = strs[close[0]] if close else None
+    return f"; did you mean {hit!r}?" if hit is not None and hit != name else ""
+
+
+def _rows_text(labels: list[Any] | np.ndarray, limit: int = 10) -> str:
+    """Format row labels as ``rows 4, 9, 12`` (first ``limit`` then ``...``)."""
+    labels = list(labels)
+    shown = ", ".join(str(x) for x in labels[:limit]) + (", ..." if len(labels) > limit else "")
+    return f"{'row' if len(labels) == 1 else 'rows'} {shown}"
+
+
+def _to_float(s: pd.Series, col: object) -> np.ndarray:
+    """Convert a column to float64 (NaN for missing) before any arithmetic; reject non-numbers."""
+    if pd.api.types.is_bool_dtype(s.dtype) and s.notna().any():
+        first = s[s.notna()]
+        raise RunsError(
+            f"column {col!r} row {first.index[0]}: value {bool(first.iloc[0])} is not a number "
+            "(booleans are not numbers)"
+        )
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_complex_dtype(s.dtype):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    out = np.empty(len(s), dtype=np.float64)
+    for i, (row, v) in enumerate(zip(s.index, s.to_numpy(dtype=object), strict=True)):
+        if isinstance(v, bool | np.bool_):
+            raise RunsError(
+                f"column {col!r} row {row}: value {v} is not a number (booleans are not numbers)"
+            )
+        if isinstance(v, str):
+            text = v.strip()
+            try:
+                out[i] = float(text) if text else np.nan
+            except ValueError:
+                raise RunsError(f"column {col!r} row {row}: value {v!r} is not a number") from None
+        elif v is None or v is pd.NA or v is pd.NaT:
+            out[i] = np.nan
+        elif isinstance(v, numbers.Real | decimal.Decimal):
+            try:
+                out[i] = float(v)
+            except (OverflowError, ValueError):
+                raise RunsError(
+                    f"column {col!r} row {row}: value {v} is not a float64 number"
+                ) from None
+        else:
+            raise RunsError(f"column {col!r} row {row}: value {v!r} is not a number")
+    return out
+
+
+def _to_codes(s: pd.Series, col: object) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Encode a label column as int64 codes over sorted unique names (numbers sorted numerically)."""
+    vals = s.to_numpy(dtype=object)
+    missing = pd.isna(vals) | np.array(
+        [isinstance(v, str) and not v.strip() for v in vals], dtype=bool
+    )
+    if missing.any():
+        raise RunsError(
+            f"column {col!r} row {s.index[int(np.argmax(missing))]}: label is missing (every run needs one)"
+        )
+    if all(isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_) for v in vals):
+        nums = np.array([float(v) for v in vals])
+        uniq, codes = np.unique(nums, return_inverse=True)
+        names = tuple(
+            str(int(u)) if u.is_integer() and abs(u) < 1e15 else repr(float(u)) for u in uniq
+        )
+    else:
+        uniq, codes = np.unique(np.array([str(v) for v in vals], dtype=object), return_inverse=True)
+        names = tuple(str(u) for u in uniq)
+    return codes.astype(np.int64).reshape(-1), names
+
+
+def _frozen(a: np.ndarray | None, dtype: Any) -> np.ndarray | None:
+    if a is None:
+        return None
+    a = np.array(a, dtype=dtype).reshape(-1)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Runs:
+    """Validated runs: float64 arrays of equal length, one entry per run.
+
+    Build it with :func:`read_runs`. Arrays are read-only; ``select`` makes subsets.
+
+    Example:
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"N": [1e8, 1e8, 4e8], "D": [2e9, 4e9, 8e9], "L": [3.1, 3.0, 2.8]})
+        >>> runs = read_runs(df, params="N", tokens="D", loss="L")
+        >>> runs.frame().columns.tolist()
+        ['params', 'tokens', 'compute', 'loss']
+    """
+
+    params: np.ndarray | None
+    tokens: np.ndarray | None
+    compute: np.ndarray | None
+    loss: np.ndarray
+    downstream: np.ndarray | None
+    group: np.ndarray | None
+    group_names: tuple[str, ...]
+    sweep: np.ndarray | None
+    sweep_names: tuple[str, ...]
+    rows: np.ndarray
+    columns: dict[str, str]
+    flops_per_token: float = 6.0
+    derived: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for name in (*INPUTS, "loss", "downstream"):
+            object.__setattr__(self, name, _frozen(getattr(self, name), np.float64))
+        for name in ("group", "sweep"):
+            object.__setattr__(self, name, _frozen(getattr(self, name), np.int64))
+        object.__setattr__(self, "rows", _frozen(self.rows, None))
+        object.__setattr__(self, "group_names", tuple(self.group_names))
+        object.__setattr__(self, "sweep_names", tuple(self.sweep_names))
+        n = len(self.loss)
+        for name in (*INPUTS, "downstream", "group", "sweep", "rows"):
+            a = getattr(self, name)
+            if a is not None and len(a) != n:
+                raise RunsError(f"Runs.{name} has {len(a)} entries but loss has {n}")
+
+    @property
+    def n_runs(self) -> int:
+        """Number of runs (rows kept)."""
+        return len(self.loss)
+
+    @property
+    def n_groups(self) -> int:
+        """Number of groups; 1 when there is no group column."""
+        return len(self.group_names) if self.group is not None else 1
+
+    def frame(self) -> pd.DataFrame:
+        """Canonical DataFrame: params, tokens, compute, loss[, downstream][, group][, sweep].
+
+        Missing inputs (e.g. params for compute-only data) are NaN columns; group and sweep
+        hold the names. The index is the original row labels.
+
+        Example:
+            >>> runs.frame().index.tolist()  # doctest: +SKIP
+            [0, 1, 2]
+        """
+        nan = np.full(self.n_runs, np.nan)
+        data: dict[str, Any] = {
+            k: nan if getattr(self, k) is None else getattr(self, k) for k in INPUTS
+        }
+        data["loss"] = self.loss
+        if self.downstream is not None:
+            data["downstream"] = self.downstream
+        for k in ("group", "sweep"):
+            codes = getattr(self, k)
+            if codes is not None:
+                data[k] = np.array(getattr(self, f"{k}_names"), dtype=object)[codes]
+        return pd.DataFrame(data, index=pd.Index(self.rows))
+
+    def select(self, mask_or_indices: Any) -> Runs:
+        """Subset of runs by boolean mask or integer positions; ``group_names`` stay as they are.
+
+        Example:
+            >>> small = runs.select(runs.params < 3e8)  # doctest: +SKIP
+        """
+        idx = np.asarray(mask_or_indices)
+        if idx.dtype == bool:
+            if idx.shape != (self.n_runs,):
+                raise RunsError(f"selection mask has shape {idx.shape}, expected ({self.n_runs},)")
+            idx = np.flatnonzero(idx)
+        elif idx.size and not np.issubdtype(idx.dtype, np.integer):
+            raise RunsError(
+                f"select() takes a boolean mask or integer positions, got dtype {idx.dtype}"
+            )
+        idx = idx.astype(np.int64).reshape(-1)
+        if idx.size == 0:
+            raise RunsError("selection keeps no runs")
+        if idx.min() < -self.n_runs or idx.max() >= self.n_runs:
+            raise RunsError(f"selection index out of range for {self.n_runs} runs")
+        take = {
+            k: None if getattr(self, k) is None else getattr(self, k)[idx]
+            for k in (*INPUTS, "loss", "downstream", "group", "sweep", "rows")
+        }
+        return replace(self, **take)
+
+    def require(self, inputs: tuple[str, ...], n_parameters: int, law_name: str) -> None:
+        """Check that a law with ``n_parameters`` parameters on ``inputs`` can be fitted.
+
+        Distinct runs are unique (group, *inputs) tuples; at least ``n_parameters + 1`` are
+        needed. A law using ``params`` needs two model sizes (in every group when grouped).
+
+        Example:
+            >>> runs.require(("params", "tokens"), 5, "chinchilla")  # doctest: +SKIP
+        """
+        for name in inputs:
+            if name not in INPUTS:
+                raise RunsError(
+                    f"law {law_name!r} asks for unknown input {name!r}; inputs are params, tokens, compute"
+                )
+            if getattr(self, name) is None:
+                raise RunsError(
+                    f"law {law_name!r} needs {name}, but the runs have no {name} column "
+                    f"(available: {', '.join(k for k in INPUTS if getattr(self, k) is not None)})"
+                )
+        if "params" in inputs:
+            codes = self.group if self.group is not None else np.zeros(self.n_runs, dtype=np.int64)
+            for g in np.unique(codes):
+                sizes = np.unique(self.params[codes == g])
+                if len(sizes) < 2:
+                    where = f" in group {self.group_names[g]!r}" if self.group is not None else ""
+                    raise RunsError(
+                        f"law {law_name!r} needs at least 2 distinct model sizes{where}, "
+                        f"found 1 (params = {sizes[0]:g})"
+                    )
+        keys = [getattr(self, k) for k in inputs] + ([self.group] if self.group is not None else [])
+        distinct = len(np.unique(np.column_stack(keys), axis=0)) if keys else min(self.n_runs, 1)
+        if distinct < n_parameters + 1:
+            raise RunsError(
+                f"law {law_name!r} has {n_parameters} parameters and needs at least {n_parameters + 1} "
+                f"distinct runs (unique {', '.join(inputs)} values), found {distinct}"
+            )
+
+    def data_hash(self) -> str:
+        """SHA-256 hex digest of the canonical float64/int64 arrays and names (for provenance).
+
+        Example:
+            >>> len(runs.data_hash())  # doctest: +SKIP
+            64
+        """
+        h = hashlib.sha256()
+        for name in (*INPUTS, "loss", "downstream", "group", "sweep"):
+            a = getattr(self, name)
+            h.update(f"{name}:{'none' if a is None else len(a)};".encode())
+            if a is not None:
+                h.update(
+                    np.ascontiguousarray(a, dtype="<i8" if a.dtype.kind == "i" else "<f8").tobytes()
+                )
+        h.update(repr((self.group_names, self.sweep_names)).encode())
+        return h.hexdigest()
+
+
+def _load(source: Any) -> pd.DataFrame:
+    """Read a CSV path or copy a DataFrame; CSV headers are taken raw so duplicates stay visible."""
+    if isinstance(source, pd.DataFrame):
+        return source
+    if not isinstance(source, str | Path):
+        raise RunsError(
+            f"source must be a CSV path or a pandas DataFrame, got {type(source).__name__}"
+        )
+    try:
+        df = pd.read_csv(source)
+        header = pd.read_csv(source, header=None, nrows=1, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise RunsError(f"cannot read runs file {str(source)!r}: {reason}") from None
+    raw = header.iloc[0].tolist() if len(header) else []
+    if len(raw) == df.shape[1]:  # undo pandas' renaming of repeated headers ('x', 'x.1')
+        df.columns = [r if r else c for r, c in zip(raw, df.columns, strict=True)]
+    return df
+
+
+def read_runs(
+    source: Any,
+    *,
+    params: Any = None,
+    tokens: Any = None,
+    compute: Any = None,
+    loss: Any,
+    downstream: Any = None,
+    group: Any = None,
+    sweep: Any = None,
+    flops_per_token: float = 6.0,
+) -> Runs:
+    """Read and validate a runs table.
+
+    Args:
+        source: CSV path or pandas DataFrame.
+        params, tokens, compute, loss, downstream, group, sweep: the user's column names for
+            each role (``loss`` required; at least one of params/tokens/compute).
+        flops_per_token: C = flops_per_token * N * D (6 for dense transformers). If tokens are
+            missing D = C / (flops_per_token N); if compute is missing C = flops_per_token N D.
+
+    Returns:
+        Runs with float64 arrays. Rows whose loss (or downstream) is missing are dropped with
+        a :class:`RunsWarning`; every other problem raises :class:`RunsError`.
+
+    Example:
+        >>> import pandas as pd
+        >>> df = pd.DataFrame({"N": [1e8, 4e8], "C": [1.2e18, 1.92e19], "loss": [3.1, 2.8]})
+        >>> read_runs(df, params="N", compute="C", loss="loss").tokens.tolist()
+        [2000000000.0, 8000000000.0]
+    """
+    roles = {
+        "params": params,
+        "tokens": tokens,
+        "compute": compute,
+        "loss": loss,
+        "downstream": downstream,
+        "group": group,
+        "sweep": sweep,
+    }
+    cols = {role: name for role, name in roles.items() if name is not None}
+    if loss is None:
+        raise RunsError("the loss column is required (loss=...)")
+    if params is None and tokens is None and compute is None:
+        raise RunsError("give at least one of params, tokens or compute (column names)")
+    try:
+        fpt = float(flops_per_token)
+    except (TypeError, ValueError):
+        fpt = float("nan")
+    if not (np.isfinite(fpt) and fpt > 0):
+        raise RunsError(f"flops_per_token must be a positive number, got {flops_per_token!r}")
+    seen: dict[Any, str] = {}
+    for role, name in cols.items():
+        if name in seen:
+            raise RunsError(f"column {name!r} is given for both {seen[name]} and {role}")
+        seen[name] = role
+
+    df = _load(source)
+    if df.shape[0] == 0:
+        raise RunsError("runs table is empty: no rows")
+    available = list(dict.fromkeys(df.columns))
+    for name in cols.values():
+        if name not in available:
+            shown = ", ".join(repr(c) for c in available[:30]) + (
+                ", ..." if len(available) > 30 else ""
+            )
+            raise RunsError(
+                f"column {name!r} not found; available columns: {shown or '(none)'}{_did_you_mean(name, available)}"
+            )
+        if (count := int((df.columns == name).sum())) > 1:
+            raise RunsError(
+                f"column header {name!r} appears {count} times; rename the columns so each header is unique"
+            )
+
+    rows = np.asarray(df.index)
+    vals = {
+        role: _to_float(df[cols[role]], cols[role])
+        for role in (*INPUTS, "loss", "downstream")
+        if role in cols
+    }
+
+    keep = np.ones(len(rows), dtype=bool)
+    for role, why in (
+        ("loss", "runs without a final evaluation"),
+        ("downstream", "runs without a downstream evaluation"),
+    ):
+        if role in vals and (gone := np.isnan(vals[role]) & keep).any():
+            n = int(gone.sum())
+            warnings.warn(
+                f"dropped {n} {'row' if n == 1 else 'rows'} with missing {cols[role]!r} "
+                f"({_rows_text(rows[gone])}): {why}",
+                RunsWarning,
+                stacklevel=2,
+            )
+            keep &= ~gone
+    rows = rows[keep]
+    vals = {k: v[keep] for k, v in vals.items()}
+    labels = {  # encoded after the drop so every group name has runs
+        role: _to_codes(df[cols[role]][keep], cols[role])
+        for role in ("group", "sweep")
+        if role in cols
+    }
+
+    def fail(role: str, mask: np.ndarray, rule: str) -> None:
+        if mask.any():
+            i = int(np.argmax(mask))
+            raise RunsError(
+                f"column {cols[role]!r} row {rows[i]}: value {float(vals[role][i])!r} {rule}"
+            )
+
+    for role in INPUTS:
+        if role in vals:
+            v = vals[role]
+            if np.isnan(v).any():
+                i = int(np.argmax(np.isnan(v)))
+                raise RunsError(
+                    f"column {cols[role]!r} row {rows[i]}: value is missing "
+                    "(sizes, tokens and compute must be given for every run)"
+                )
+            fail(role, np.isinf(v), "is not finite (sizes, tokens and compute must be finite)")
+            fail(role, v <= 0, "is not positive (sizes, tokens and compute must be > 0)")
+    fail(
+        "loss",
+        np.isinf(vals["loss"]),
+        "is not finite (loss must be finite; leave it empty for a run without a final evaluation)",
+    )
+    fail(
+        "loss",
+        (vals["loss"] <= 0) | (vals["loss"] > _MAX_LOSS),
+        f"is outside (0, {_MAX_LOSS:g}] (loss is a per-token loss in nats)",
+    )
+    if "downstream" in vals:
+        fail(
+            "downstream",
+            (vals["downstream"] < 0) | (vals["downstream"] > 1),
+            "is outside [0, 1] (downstream must be an error rate)",
+        )
+    if len(rows) < 2:
+        raise RunsError(
+            f"need at least 2 runs, found {len(rows)}"
+            + (" after dropping rows with missing values" if not keep.all() else "")
+        )
+
+    N, D, C = vals.get("params"), vals.get("tokens"), vals.get("compute")
+    derived: tuple[str, ...] = ()
+    with np.errstate(over="ignore", under="ignore"):
+        if D is None and N is not None and C is not None:
+            D, derived = C / (fpt * N), ("tokens",)
+        elif C is None and N is not None and D is not None:
+            C, derived = fpt * N * D, ("compute",)
+        elif N is not None and D is not None and C is not None:
+            expected = fpt * N * D
+            if (off := (C > 2 * expected) | (C < 0.5 * expected)).any():
+                i = int(np.argmax(off))
+                warnings.warn(
+                    f"column {cols['compute']!r} {_rows_text(rows[off])}: compute differs from "
+                    f"{fpt:g}*N*D by more than a factor 2 (row {rows[i]}: {C[i]:.4g} vs {expected[i]:.4g}); "
+                    "kept; check the columns or flops_per_token",
+                    RunsWarning,
+                    stacklevel=2,
+                )
+    for role, v in (("tokens", D), ("compute", C)):
+        if role in derived and not (np.isfinite(v) & (v > 0)).all():
+            i = int(np.argmax(~(np.isfinite(v) & (v > 0))))
+            raise RunsError(
+                f"row {rows[i]}: derived {role} {float(v[i])!r} is not a positive finite float64"
+            )
+
+    runs = Runs(
+        params=N,
+        tokens=D,
+        compute=C,
+        loss=vals["loss"],
+        downstream=vals.get("downstream"),
+        group=labels["group"][0] if "group" in labels else None,
+        group_names=labels["group"][1] if "group" in labels else (),
+        sweep=labels["sweep"][0] if "sweep" in labels else None,
+        sweep_names=labels["sweep"][1] if "sweep" in labels else (),
+        rows=rows,
+        columns=dict(cols),
+        flops_per_token=fpt,
+        derived=derived,
+    )
+    key = runs.frame().drop(columns=["downstream", "sweep"], errors="ignore")
+    if (dup := key.duplicated(keep=False).to_numpy()).any():
+        warnings.warn(
+            f"duplicated runs (same inputs, group and loss) at {_rows_text(rows[dup])}: kept; "
+            "fine if they are replicate seeds that share a loss, otherwise remove the copies",
+            RunsWarning,
+            stacklevel=2,
+        )
+    return runs
