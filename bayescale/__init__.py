@@ -19,6 +19,7 @@ from .laws import Law, Parameter, custom_law, get_law, list_laws, register_law  
 from .posterior import Diagnostics, Fit, FitWarning, Prediction, load_fit  # noqa: E402
 from .priors import Prior, parse_prior  # noqa: E402
 from .runs import Runs, RunsError, RunsWarning, read_runs  # noqa: E402
+from .settings import fast_mode, sampler_settings  # noqa: E402
 from .simulate import simulate_ladder  # noqa: E402
 from .specs import ModelSpec, list_models, load_model  # noqa: E402
 
@@ -48,5 +49,7 @@ __all__ = [
     "parse_prior",
     "read_runs",
     "register_law",
+    "fast_mode",
+    "sampler_settings",
     "simulate_ladder",
 ]
