@@ -26,10 +26,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 
 import numpy as np
 
+from ._util import did_you_mean
 from .priors import Prior, parse_prior
 
 __all__ = [
@@ -555,8 +555,7 @@ def get_law(name: str | Law, **options) -> Law:
     if name in _CUSTOM:
         return _CUSTOM[name]
     if name not in _BUILDERS:
-        hint = get_close_matches(name, list_laws(), n=1)
-        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        extra = did_you_mean(name, list_laws())
         raise ValueError(f"unknown law {name!r}{extra} Known laws: {', '.join(list_laws())}")
     try:
         return _BUILDERS[name](**options)

@@ -18,7 +18,8 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from difflib import get_close_matches
+
+from ._util import did_you_mean
 
 __all__ = ["FAMILIES", "Prior", "parse_prior"]
 
@@ -71,8 +72,7 @@ class Prior:
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
-            hint = get_close_matches(self.family, FAMILIES, n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            extra = did_you_mean(self.family, FAMILIES)
             raise ValueError(
                 f"unknown prior family {self.family!r}; valid families: "
                 f"{', '.join(FAMILIES)}{extra}"

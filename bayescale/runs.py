@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import decimal
-import difflib
 import hashlib
 import numbers
 import re
@@ -29,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ._util import did_you_mean as _did_you_mean
 
 __all__ = ["Runs", "RunsError", "RunsWarning", "read_runs"]
 
@@ -55,20 +56,6 @@ class RunsWarning(UserWarning):
         >>> import warnings
         >>> warnings.simplefilter("ignore", RunsWarning)
     """
-
-
-def _did_you_mean(name: object, choices: list[Any]) -> str:
-    """Return ``"; did you mean 'x'?"`` for a close match of ``name`` in ``choices``, else ``""``."""
-    strs = {str(c): c for c in choices}
-    lower = {s.lower(): c for s, c in strs.items()}
-    hit = lower.get(str(name).lower())
-    prefixed = [c for s, c in strs.items() if s.lower().startswith(str(name).lower())]
-    if hit is None and len(prefixed) == 1:
-        hit = prefixed[0]
-    if hit is None:
-        close = difflib.get_close_matches(str(name), list(strs), n=1, cutoff=0.6)
-        hit = strs[close[0]] if close else None
-    return f"; did you mean {hit!r}?" if hit is not None and hit != name else ""
 
 
 def _rows_text(labels: list[Any] | np.ndarray, limit: int = 10) -> str:

@@ -26,7 +26,10 @@ def sampler_settings(**overrides) -> dict:
     Full: 4 chains x 1000 warm-up + 1000 draws. Fast (``BAYESCALE_FAST=1``): 4 x 300 + 300,
     enough for R-hat and for intervals to two significant digits.
     """
-    settings = {"chains": 4, "draws": 300, "warmup": 300} if fast_mode() else {
-        "chains": 4, "draws": 1000, "warmup": 1000}
+    settings = (
+        {"chains": 4, "draws": 300, "warmup": 300}
+        if fast_mode()
+        else {"chains": 4, "draws": 1000, "warmup": 1000}
+    )
     settings.update(overrides)
     return settings

@@ -15,9 +15,9 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
 
+from ._util import did_you_mean
 from .laws import Law, get_law
 from .priors import Prior, parse_prior
 
@@ -116,8 +116,7 @@ def load_model(name_or_path: str | Path) -> ModelSpec:
             if path.suffix == ".toml":
                 raise ValueError(f"model spec file {str(name_or_path)!r} not found")
             known = list_models()
-            hint = get_close_matches(str(name_or_path), known, n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            extra = did_you_mean(str(name_or_path), known)
             raise ValueError(
                 f"unknown model spec {str(name_or_path)!r}{extra} Known specs: {', '.join(known)}"
             )
@@ -147,8 +146,7 @@ def spec_from_table(
     valid |= {f"{p}_tau" for p in law.parameter_names} | set(down_names)
     for key in priors_table:
         if key not in valid:
-            hint = get_close_matches(key, sorted(valid), n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            extra = did_you_mean(key, sorted(valid))
             raise ValueError(
                 f"model spec {default_name!r}: law {law.name!r} has no parameter {key!r}{extra} "
                 f"Valid names: {', '.join(sorted(valid))}"

@@ -1,0 +1,119 @@
+"""Command line: JSON contracts of DESIGN.md, and exit 2 with one line on bad input."""
+
+import json
+
+import pytest
+
+from bayescale.cli import main
+
+SUMMARY_KEYS = {"mean", "sd", "median", "lower", "upper", "r_hat", "ess_bulk"}
+DIAGNOSTIC_KEYS = {"divergences", "max_r_hat", "min_ess_bulk", "ok"}
+PREDICT_KEYS = {"median", "mean", "lower", "upper", "prob"}
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def bad(capsys, *argv):
+    code, out, err = run(capsys, *argv)
+    assert code == 2, (out, err)
+    lines = [line for line in err.splitlines() if not line.startswith("warning:")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def chinchilla_fit(tmp_path_factory, request):
+    from conftest import REPO
+
+    import os
+    from pathlib import Path
+
+    data = Path(os.environ.get("BAYESCALE_DATA") or REPO.parent / "shared" / "data")
+    csv = data / "chinchilla_epoch2024.csv"
+    if not csv.exists():
+        pytest.skip(f"public data not found at {data}")
+    out = tmp_path_factory.mktemp("cli") / "chinchilla.nc"
+    code = main(["fit", str(csv), "--law", "chinchilla", "--params", "Model Size", "--compute",
+                 "Training FLOP", "--loss", "loss", "--draws", "300", "--warmup", "300", "--out", str(out),
+                 "--json"])
+    assert code == 0
+    return csv, out
+
+
+@pytest.mark.slow
+def test_fit_summary_predict_json_contracts(chinchilla_fit, capsys):
+    csv, out = chinchilla_fit
+    capsys.readouterr()
+    code, stdout, _ = run(capsys, "summary", out, "--json")
+    assert code == 0
+    payload = json.loads(stdout)  # exactly one JSON object
+    assert set(payload["parameters"]) == {"E", "A", "B", "alpha", "beta", "sigma", "nu"}
+    for stats in payload["parameters"].values():
+        assert SUMMARY_KEYS <= set(stats)
+    assert DIAGNOSTIC_KEYS <= set(payload["diagnostics"])
+    besiroglu = {"E": (1.769, 1.871), "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}
+    for name, (low, high) in besiroglu.items():
+        assert low <= payload["parameters"][name]["median"] <= high, name
+
+    code, stdout, _ = run(capsys, "predict", out, "--params", "7e10", "--tokens", "1.4e12", "--json")
+    assert code == 0
+    prediction = json.loads(stdout)
+    assert PREDICT_KEYS <= set(prediction)
+    assert prediction["lower"] < prediction["median"] < prediction["upper"] and prediction["prob"] == 0.95
+
+    code, stdout, _ = run(capsys, "predict", out, "--params", "7e10", "--compute", "5.88e23", "--prob", "0.5",
+                          "--no-noise", "--json")
+    narrow = json.loads(stdout)
+    assert narrow["prob"] == 0.5 and narrow["upper"] - narrow["lower"] < prediction["upper"] - prediction["lower"]
+
+    code, stdout, _ = run(capsys, "summary", out)  # human-readable table
+    assert code == 0 and "alpha" in stdout and "r_hat" in stdout
+
+    assert "exists; pass --force" in bad(capsys, "fit", csv, "--params", "Model Size", "--compute", "Training FLOP",
+                                         "--loss", "loss", "--out", out)
+    assert "law 'chinchilla' needs tokens" in bad(capsys, "predict", out, "--params", "7e10")
+    assert "this fit has no groups" in bad(capsys, "predict", out, "--params", "7e10", "--tokens", "1e12",
+                                           "--group", "x")
+
+
+@pytest.mark.slow
+def test_demo_prints_one_json_object(capsys):
+    code, stdout, _ = run(capsys, "demo", "--draws", "300", "--warmup", "300", "--json")
+    assert code == 0
+    payload = json.loads(stdout)
+    assert set(payload["covered"]) == {"E", "A", "B", "alpha", "beta"}
+    assert sum(payload["covered"].values()) >= 4
+    assert payload["prediction"]["lower"] <= payload["true_loss_at_target"] <= payload["prediction"]["upper"]
+
+
+def test_bad_input_exits_2_with_one_line(capsys, tmp_path):
+    csv = tmp_path / "runs.csv"
+    csv.write_text("N,D,L\n1e8,2e9,3.1\n2e8,4e9,2.9\n4e8,8e9,2.7\n")
+    assert "column 'loss' not found" in bad(capsys, "fit", csv, "--params", "N", "--tokens", "D", "--loss", "loss",
+                                            "--out", tmp_path / "x.nc")
+    assert "cannot read runs file" in bad(capsys, "fit", tmp_path / "missing.csv", "--params", "N", "--loss", "L",
+                                          "--out", tmp_path / "x.nc")
+    assert "unknown law or model spec 'chinchila'; did you mean 'chinchilla'?" in bad(
+        capsys, "fit", csv, "--law", "chinchila", "--params", "N", "--tokens", "D", "--loss", "L", "--out",
+        tmp_path / "x.nc")
+    assert "fit file" in bad(capsys, "summary", tmp_path / "nope.nc")
+    assert "is not a bayescale fit file" in bad(capsys, "summary", csv)
+    assert "The value of prob should be in the interval (0, 1) but got 1.5" in bad(capsys, "summary", csv,
+                                                                                     "--prob", "1.5")
+    assert "expected a positive finite number but got '-1'" in bad(capsys, "predict", csv, "--params", "-1")
+    assert "invalid choice" in bad(capsys, "fit", csv, "--loss", "L", "--out", "x.nc", "--likelihood", "cauchy")
+    assert "required" in bad(capsys, "fit", csv, "--params", "N")
+    assert "--prior expects NAME=Family(...)" in bad(capsys, "fit", csv, "--params", "N", "--tokens", "D",
+                                                     "--loss", "L", "--out", tmp_path / "x.nc", "--prior", "alpha")
+
+
+def test_help_and_version_exit_0(capsys):
+    assert main(["--version"]) == 0
+    assert "bayescale" in capsys.readouterr().out
+    assert main(["fit", "--help"]) == 0
+    assert "--params" in capsys.readouterr().out
