@@ -221,7 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--target-accept", type=float, default=0.9)
+    p.add_argument(
+        "--target-accept",
+        type=float,
+        default=None,
+        help="NUTS target acceptance (default 0.95; 0.97 with --pooling partial)",
+    )
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto")
     p.add_argument("--out", required=True, help="netCDF file to write")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")

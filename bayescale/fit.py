@@ -47,13 +47,10 @@ def resolve_spec(law: str | Law | ModelSpec | Path) -> ModelSpec:
     except ValueError as exc:
         if str(name).endswith(".toml"):
             raise
-        from difflib import get_close_matches
-
+        from ._util import did_you_mean
         from .specs import list_models
 
-        known = list_laws() + list_models()
-        hint = get_close_matches(name, known, n=1)
-        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        extra = did_you_mean(name, list_laws() + list_models())
         raise ValueError(
             f"unknown law or model spec {name!r}{extra} Laws: {', '.join(list_laws())}; "
             f"specs: {', '.join(list_models())}"
@@ -86,10 +83,12 @@ def fit(
     seed: int = 0,
     device: str = "auto",
     progress: bool | None = None,
-    target_accept: float = 0.9,
+    target_accept: float | None = None,
     dense_mass: bool = True,
     flops_per_token: float = 6.0,
     command: str | None = None,
+    discrepancy: bool = False,
+    loss_mask: np.ndarray | None = None,
 ) -> Fit:
     """Fit a scaling law to runs and return the posterior as a :class:`Fit`.
 
@@ -107,9 +106,23 @@ def fit(
         seed: PRNG seed; the same seed gives the same draws on the same machine.
         device: ``cpu``, ``gpu`` or ``auto`` (GPU when JAX sees one).
         progress: progress bar (default on, off when ``CI`` or ``BAYESCALE_NO_PROGRESS`` is set).
-        target_accept: NUTS target acceptance probability.
+        target_accept: NUTS target acceptance probability (default 0.95: scaling-law
+            posteriors of small ladders have long E-A-B tails that 0.8-0.9 step sizes
+            cross with divergences; 0.97 for partial pooling, whose non-centred
+            hierarchy forms a ridge when arms share an exponent).
         dense_mass: adapt a dense mass matrix (recommended: coefficients and
             exponents are correlated).
+        command: the command line that made the fit (recorded in the file); default: a
+            description of this Python call.
+        discrepancy: widen predictions beyond the data by ``kappa * max(0, log C -
+            log C_max)`` on log loss, ``kappa ~ HalfNormal(0.01)`` (prior only: no run
+            inside the data can inform it; override with ``priors={"kappa": ...}``).
+            A sweep column (``sweep=``) adds a shared deviation per sweep,
+            ``Normal(0, tau_sweep)``, which predictions for a new sweep draw afresh.
+        loss_mask: optional booleans, one per run: False leaves that run's loss out of
+            the loss-law likelihood while its (loss, error) pair still informs the
+            downstream link (Gadre et al.'s 1.4B M=20 run). Default priors and the
+            reference scale then come from the runs with True.
 
     Returns:
         The :class:`~bayescale.posterior.Fit`.
@@ -117,7 +130,7 @@ def fit(
     for name, value, low in (("chains", chains, 1), ("draws", draws, 1), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise ValueError(f"{name} must be an integer >= {low} but got {value!r}")
-    if not 0 < target_accept < 1:
+    if target_accept is not None and not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1) but got {target_accept}")
     spec = resolve_spec(law)
     if isinstance(data, Runs):
@@ -139,7 +152,13 @@ def fit(
     if runs.downstream is not None and not spec.downstream and downstream is not None:
         spec = spec.with_(downstream=True)
     spec = spec.with_(priors=priors, likelihood=likelihood, pooling=pooling)
-    scaling_model = build_model(spec, runs)
+    loss_mask = _check_loss_mask(loss_mask, runs)
+    scaling_model = build_model(
+        spec, runs if loss_mask is None else runs.select(loss_mask), discrepancy=discrepancy
+    )
+    if target_accept is None:
+        partial = scaling_model.spec.pooling == "partial" and scaling_model.grouped
+        target_accept = 0.97 if partial else 0.95
     started = time.perf_counter()
     samples, stats = sample(
         scaling_model,
@@ -152,6 +171,7 @@ def fit(
         progress=_progress_default(progress),
         target_accept=target_accept,
         dense_mass=dense_mass,
+        loss_mask=loss_mask,
     )
     info = {
         "seed": int(seed),
@@ -164,18 +184,49 @@ def fit(
         "seconds": round(time.perf_counter() - started, 3),
         "flops_per_token": float(runs.flops_per_token),
     }
-    if command is not None:
-        info["command"] = command
+    info["command"] = command if command is not None else _describe_call(data, spec, info)
+    if loss_mask is not None:
+        info["loss_mask"] = [bool(v) for v in loss_mask]
     return Fit(scaling_model, samples, stats, runs, info)
 
 
-def model_arguments(scaling_model: ScalingModel, runs: Runs, size: int | None = None):
+def _describe_call(data, spec: ModelSpec, info: Mapping) -> str:
+    """A readable record of an API call, for the fit file's provenance."""
+    source = str(data) if isinstance(data, str | Path) else type(data).__name__
+    settings = ", ".join(f"{k}={info[k]!r}" for k in ("chains", "draws", "warmup", "seed"))
+    return f"bayescale.fit({source}, law={spec.name!r}, {settings})"
+
+
+def _check_loss_mask(loss_mask, runs: Runs) -> np.ndarray | None:
+    """Validate ``loss_mask``: one boolean per run, at least one True."""
+    if loss_mask is None:
+        return None
+    mask = np.asarray(loss_mask)
+    if mask.dtype != bool or mask.shape != (runs.n_runs,):
+        raise ValueError(
+            f"loss_mask must be {runs.n_runs} booleans (one per run) but got "
+            f"dtype {mask.dtype} and shape {mask.shape}"
+        )
+    if not mask.any():
+        raise ValueError("loss_mask must keep at least one run for the loss law but is all False")
+    return mask
+
+
+def model_arguments(
+    scaling_model: ScalingModel,
+    runs: Runs,
+    size: int | None = None,
+    loss_mask: np.ndarray | None = None,
+):
     """The (inputs, hyper, observations) the compiled model takes, padded to ``size`` rows."""
     size = pad_size(runs.n_runs) if size is None else size
     values = {name: getattr(runs, name) for name in scaling_model.law.inputs}
     group = runs.group if scaling_model.grouped else None
-    inputs = scaling_model.inputs(values, group, pad_to=size)
+    sweep = scaling_model.sweep_codes(runs) if scaling_model.n_sweeps else None
+    inputs = scaling_model.inputs(values, group, pad_to=size, sweep=sweep)
     obs = {"loss": scaling_model.pad(runs.loss, size)}
+    if loss_mask is not None:
+        inputs["loss_mask"] = inputs["mask"] & scaling_model.pad(loss_mask, size, 0.0).astype(bool)
     if scaling_model.spec.downstream:
         down = runs.downstream
         mask = np.zeros(size, bool)
@@ -197,6 +248,7 @@ def sample(
     progress: bool = False,
     target_accept: float = 0.9,
     dense_mass: bool = True,
+    loss_mask: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Run NUTS; return samples and sample stats shaped ``(chains, draws, ...)``.
 
@@ -209,7 +261,7 @@ def sample(
     from .sampler import run_chains
 
     dev = select_device(device)
-    inputs, hyper, obs = model_arguments(scaling_model, runs)
+    inputs, hyper, obs = model_arguments(scaling_model, runs, loss_mask=loss_mask)
     samples, stats = run_chains(
         scaling_model.model,
         scaling_model.static_key(),

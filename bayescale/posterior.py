@@ -104,12 +104,15 @@ class Prediction:
         prob: interval probability (equal-tailed).
         metric: ``loss`` or ``downstream``.
         noise: whether run-to-run noise is included ("the next run").
+        diagnostics: the fit's sampler diagnostics (``ok``, ``verdict``, ...); a prediction
+            from a fit that is not ok says so in :meth:`to_dict` (``warning``).
     """
 
     draws: np.ndarray
     prob: float = 0.95
     metric: str = "loss"
     noise: bool = True
+    diagnostics: dict | None = None
 
     @property
     def median(self) -> np.ndarray:
@@ -128,12 +131,23 @@ class Prediction:
         return np.quantile(self.draws, 1 - (1 - self.prob) / 2, axis=0)
 
     def to_dict(self) -> dict:
-        """``{"median","mean","lower","upper","prob"}``; scalars for a single target."""
+        """``{"median","mean","lower","upper","prob"}``; scalars for a single target.
+
+        Adds ``diagnostics`` (the fit's verdict) and, when the fit's diagnostics are not
+        ok, ``warning`` with what is wrong and what to try.
+        """
         out = {}
         for key in ("median", "mean", "lower", "upper"):
             value = getattr(self, key)
             out[key] = float(value[0]) if value.size == 1 else [float(v) for v in value]
         out["prob"] = self.prob
+        if self.diagnostics is not None:
+            out["diagnostics"] = dict(self.diagnostics)
+            if not self.diagnostics.get("ok", True):
+                out["warning"] = (
+                    "fit diagnostics not ok, do not trust this prediction: "
+                    f"{self.diagnostics.get('verdict', '')}"
+                )
         return out
 
     def to_frame(self) -> pd.DataFrame:
@@ -300,8 +314,9 @@ class Fit:
             )
         if divergences:
             messages.append(
-                f"{divergences} divergent transitions: raise target_accept (e.g. 0.95) "
-                "or tighten priors on weakly identified parameters"
+                f"{divergences} divergent transitions: raise target_accept above "
+                f"{self.info.get('target_accept', 0.95)} (e.g. 0.99) or tighten priors on "
+                "weakly identified parameters"
             )
         if not ess_bulk >= required or not ess_tail >= required:
             messages.append(
@@ -345,6 +360,22 @@ class Fit:
             f"<Fit {self.spec.name} ({self.law.formula}) on {self.runs.n_runs} runs, "
             f"{self.n_chains}x{self.n_draws} draws, diagnostics: {d.verdict()}>"
         )
+
+    def _repr_html_(self) -> str:
+        """Notebook view: headline, coloured diagnostics verdict and parameter table."""
+        from .tables import fit_html
+
+        return fit_html(self)
+
+    def to_table(self, format: str = "markdown", prob: float = 0.95, **kwargs) -> str:
+        """Parameter table (``markdown``, ``latex`` or ``html``); see :func:`bayescale.tables.to_table`.
+
+        Example:
+            >>> print(fit.to_table("latex"))  # doctest: +SKIP
+        """
+        from .tables import to_table
+
+        return to_table(self, format, prob, **kwargs)
 
     # ------------------------------------------------------------------ predictions
     def _targets(self, params, tokens, compute, group) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -390,10 +421,9 @@ class Fit:
         for g in groups:
             g = str(g)
             if g not in self.group_names:
-                from difflib import get_close_matches
+                from ._util import did_you_mean
 
-                hint = get_close_matches(g, self.group_names, n=1)
-                extra = f"; did you mean {hint[0]!r}?" if hint else ""
+                extra = did_you_mean(g, self.group_names)
                 raise ValueError(
                     f"unknown group {g!r}{extra} Groups: {', '.join(self.group_names)}"
                 )
@@ -445,6 +475,7 @@ class Fit:
         noise: bool = True,
         prob: float = 0.95,
         seed: int = 0,
+        sweep: str | None = None,
     ) -> Prediction:
         """Posterior predictive draws for new runs.
 
@@ -456,6 +487,13 @@ class Fit:
             noise: include run-to-run noise (the next run) or parameters only.
             prob: interval probability.
             seed: seed for the noise draws.
+            sweep: for fits with a sweep column, the sweep the new run belongs to; None
+                (default) means a new sweep (a new budget or ladder), whose shared deviation
+                is drawn afresh from ``Normal(0, tau_sweep)`` when ``noise`` is on.
+
+        Fits made with ``discrepancy=True`` add ``kappa * max(0, log C - log C_max)`` times a
+        standard normal to the log loss beyond the data, with or without ``noise``.
+        A fit whose sampler diagnostics are not ok warns (:class:`FitWarning`).
 
         Example:
             >>> fit.predict(params=70e9, tokens=1.4e12).to_dict()   # doctest: +SKIP
@@ -470,16 +508,83 @@ class Fit:
         values, codes = self._targets(params, tokens, compute, group)
         rng = np.random.default_rng(seed)
         log_mu = self.log_loss_draws(values, codes)
+        log_mu = log_mu + self._structured(values, sweep, noise, rng, log_mu.shape)
         log_loss = log_mu + (self._noise("sigma", "nu", codes, log_mu.shape, rng) if noise else 0.0)
         loss = np.exp(log_loss)
+        verdict = {**self.diagnostics.to_dict(), "verdict": self.diagnostics.verdict()}
+        if not self.diagnostics.ok and self.info.get("warn", True):
+            warnings.warn(
+                f"predicting from a fit whose diagnostics are not ok: {verdict['verdict']}",
+                FitWarning,
+                stacklevel=2,
+            )
         if metric == "loss":
-            return Prediction(loss, prob, metric, noise)
+            return Prediction(loss, prob, metric, noise, verdict)
         flat = {n: self.flat(n) for n in DOWNSTREAM_NAMES}
         t = self.model.theta_for_rows(flat, codes, DOWNSTREAM_NAMES)
         err = t["eps"] - t["k"] * np.exp(-t["gamma"] * loss)
         if noise:
             err = err + self._noise("sigma_downstream", "nu_downstream", codes, err.shape, rng)
-        return Prediction(err, prob, metric, noise)
+        return Prediction(err, prob, metric, noise, verdict)
+
+    def _structured(self, values, sweep, noise: bool, rng, shape) -> np.ndarray:
+        """Sweep deviation and beyond-the-data discrepancy on log loss, ``(draws, targets)``."""
+        out = np.zeros(shape)
+        if self.model.n_sweeps:
+            if sweep is not None:
+                if str(sweep) not in self.model.sweep_names:
+                    raise ValueError(
+                        f"unknown sweep {sweep!r}; sweeps: {', '.join(self.model.sweep_names)} "
+                        "(or sweep=None for a new one)"
+                    )
+                index = self.model.sweep_names.index(str(sweep))
+                out += self.flat("sweep_effect")[:, index, None]
+            elif noise:  # a new sweep: its own shared deviation
+                out += (self.flat("tau_sweep") * rng.standard_normal(shape[0]))[:, None]
+        elif sweep is not None:
+            raise ValueError(f"this fit has no sweep column but sweep {sweep!r} was given")
+        if self.model.discrepancy:
+            beyond = self.beyond_data(values)
+            # one standard normal per draw: the law bends smoothly, not target by target
+            out += (self.flat("kappa") * rng.standard_normal(shape[0]))[:, None] * beyond[None, :]
+        return out
+
+    def beyond_data(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Log-distance of targets beyond the largest observed compute, ``max(0, log C/C_max)``.
+
+        Laws without compute use the sum of the log-distances of their inputs.
+
+        Example:
+            >>> fit.beyond_data({"params": np.array([7e10]), "tokens": np.array([1.4e12])})  # doctest: +SKIP
+            array([4.6])
+        """
+        frontier = self.model.frontier
+        fpt = float(self.info.get("flops_per_token", 6.0))
+        compute = values.get("compute")
+        if compute is None and "params" in values and "tokens" in values:
+            compute = fpt * np.asarray(values["params"]) * np.asarray(values["tokens"])
+        if compute is not None and "compute" in frontier:
+            return np.maximum(0.0, np.log(np.asarray(compute, np.float64)) - frontier["compute"])
+        first = np.asarray(next(iter(values.values())), np.float64)
+        out = np.zeros(first.shape)
+        for name, value in values.items():
+            if name in frontier:
+                out += np.maximum(0.0, np.log(np.asarray(value, np.float64)) - frontier[name])
+        return out
+
+    def check(self, warn: bool = True):
+        """Can the law describe the data? PSIS-LOO Pareto k and a check of the largest runs.
+
+        Separate from :attr:`diagnostics` (which judge the sampler): see
+        :func:`bayescale.model_check.check_fit`. Warns :class:`ModelCheckWarning` when not ok.
+
+        Example:
+            >>> fit.check().ok   # doctest: +SKIP
+            True
+        """
+        from .model_check import check_fit
+
+        return check_fit(self, warn=warn)
 
     def interval(self, prob: float = 0.95, **target) -> tuple[np.ndarray, np.ndarray]:
         """``(lower, upper)`` of the predictive interval; see :meth:`predict`."""
@@ -494,6 +599,8 @@ class Fit:
         values = {k: getattr(self.runs, k) for k in self.law.inputs}
         codes = self.runs.group if self.model.grouped else np.zeros(self.runs.n_runs, np.int32)
         log_mu = self.log_loss_draws(values, codes)
+        if self.model.n_sweeps:  # observed runs sit in known sweeps
+            log_mu = log_mu + self.flat("sweep_effect")[:, self.model.sweep_codes(self.runs)]
         flat = {n: self.flat(n) for n in self.model.noise_sites}
         t = self.model.theta_for_rows(flat, codes, list(flat))
         y = np.log(self.runs.loss)[None, :]
@@ -555,13 +662,24 @@ class Fit:
 
     def _record(self) -> dict:
         spec = self.spec
+        import platform
+
+        import arviz
         import jax
         import numpyro
+        import xarray
 
         return {
             "format": 1,
             "bayescale_version": _version(),
-            "versions": {"jax": jax.__version__, "numpyro": numpyro.__version__},
+            "versions": {
+                "jax": jax.__version__,
+                "numpyro": numpyro.__version__,
+                "numpy": np.__version__,
+                "arviz": arviz.__version__,
+                "xarray": xarray.__version__,
+                "python": platform.python_version(),
+            },
             "law": spec.law.name,
             "law_options": dict(spec.law.options),
             "spec_name": spec.name,
@@ -574,6 +692,9 @@ class Fit:
             "downstream": spec.downstream,
             "group_names": list(self.model.group_names),
             "sweep_names": list(getattr(self.runs, "sweep_names", ()) or ()),
+            "model_sweep_names": list(self.model.sweep_names),
+            "discrepancy": bool(self.model.discrepancy),
+            "frontier": dict(self.model.frontier),
             "log_ref": dict(self.model.log_ref),
             "columns": dict(self.runs.columns),
             "rows": [str(r) for r in self.runs.rows],
@@ -623,11 +744,6 @@ def load_fit(path: str | Path) -> Fit:
     """
     import xarray as xr
 
-    from .laws import get_law
-    from .priors import parse_prior
-    from .runs import Runs
-    from .specs import ModelSpec
-
     path = Path(path)
     if not path.exists():
         raise ValueError(f"fit file {str(path)!r} not found")
@@ -638,6 +754,12 @@ def load_fit(path: str | Path) -> Fit:
         raise ValueError(
             f"{str(path)!r} is not a bayescale fit file ({type(exc).__name__})"
         ) from None
+    if not isinstance(record, dict) or record.get("format") != 1:
+        tree.close()
+        raise ValueError(
+            f"{str(path)!r} is not a bayescale fit file of format 1 "
+            f"(found format {record.get('format') if isinstance(record, dict) else None!r})"
+        )
     if record.get("bayescale_version") != _version():
         warnings.warn(
             f"{path} was written by bayescale {record.get('bayescale_version')}, "
@@ -645,6 +767,22 @@ def load_fit(path: str | Path) -> Fit:
             FitWarning,
             stacklevel=2,
         )
+    try:
+        return _fit_from_file(tree, record, path)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # a damaged or hand-edited file: one clean line, never a traceback or code execution
+        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise ValueError(f"{str(path)!r} is not a valid bayescale fit file: {detail}") from None
+    finally:
+        tree.close()
+
+
+def _fit_from_file(tree, record: dict, path: Path) -> Fit:
+    from .laws import get_law
+    from .priors import parse_prior
+    from .runs import Runs
+    from .specs import ModelSpec
+
     law = (
         get_law(record["law"], **{k: v for k, v in record["law_options"].items() if k != "custom"})
         if not record["law_options"].get("custom")
@@ -664,7 +802,10 @@ def load_fit(path: str | Path) -> Fit:
         spec,
         {k: parse_prior(v) for k, v in record["priors"].items()},
         tuple(record["group_names"]),
-        record["log_ref"],
+        {k: float(v) for k, v in record["log_ref"].items()},
+        tuple(str(v) for v in record.get("model_sweep_names", ())),
+        bool(record.get("discrepancy", False)),
+        {k: float(v) for k, v in record.get("frontier", {}).items()},
     )
     internal = tree["bayescale_samples"].to_dataset()
     samples = {k: np.asarray(internal[k].values) for k in internal.data_vars}

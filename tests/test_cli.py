@@ -27,20 +27,30 @@ def bad(capsys, *argv):
 
 
 @pytest.fixture(scope="module")
-def chinchilla_fit(tmp_path_factory, request):
-    from conftest import REPO
-
-    import os
-    from pathlib import Path
-
-    data = Path(os.environ.get("BAYESCALE_DATA") or REPO.parent / "shared" / "data")
-    csv = data / "chinchilla_epoch2024.csv"
-    if not csv.exists():
-        pytest.skip(f"public data not found at {data}")
+def chinchilla_fit(tmp_path_factory, shared_data):
+    csv = shared_data / "chinchilla_epoch2024.csv"
     out = tmp_path_factory.mktemp("cli") / "chinchilla.nc"
-    code = main(["fit", str(csv), "--law", "chinchilla", "--params", "Model Size", "--compute",
-                 "Training FLOP", "--loss", "loss", "--draws", "300", "--warmup", "300", "--out", str(out),
-                 "--json"])
+    code = main(
+        [
+            "fit",
+            str(csv),
+            "--law",
+            "chinchilla",
+            "--params",
+            "Model Size",
+            "--compute",
+            "Training FLOP",
+            "--loss",
+            "loss",
+            "--draws",
+            "300",
+            "--warmup",
+            "300",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     assert code == 0
     return csv, out
 
@@ -60,25 +70,56 @@ def test_fit_summary_predict_json_contracts(chinchilla_fit, capsys):
     for name, (low, high) in besiroglu.items():
         assert low <= payload["parameters"][name]["median"] <= high, name
 
-    code, stdout, _ = run(capsys, "predict", out, "--params", "7e10", "--tokens", "1.4e12", "--json")
+    code, stdout, _ = run(
+        capsys, "predict", out, "--params", "7e10", "--tokens", "1.4e12", "--json"
+    )
     assert code == 0
     prediction = json.loads(stdout)
     assert PREDICT_KEYS <= set(prediction)
-    assert prediction["lower"] < prediction["median"] < prediction["upper"] and prediction["prob"] == 0.95
+    assert (
+        prediction["lower"] < prediction["median"] < prediction["upper"]
+        and prediction["prob"] == 0.95
+    )
 
-    code, stdout, _ = run(capsys, "predict", out, "--params", "7e10", "--compute", "5.88e23", "--prob", "0.5",
-                          "--no-noise", "--json")
+    code, stdout, _ = run(
+        capsys,
+        "predict",
+        out,
+        "--params",
+        "7e10",
+        "--compute",
+        "5.88e23",
+        "--prob",
+        "0.5",
+        "--no-noise",
+        "--json",
+    )
     narrow = json.loads(stdout)
-    assert narrow["prob"] == 0.5 and narrow["upper"] - narrow["lower"] < prediction["upper"] - prediction["lower"]
+    assert (
+        narrow["prob"] == 0.5
+        and narrow["upper"] - narrow["lower"] < prediction["upper"] - prediction["lower"]
+    )
 
     code, stdout, _ = run(capsys, "summary", out)  # human-readable table
     assert code == 0 and "alpha" in stdout and "r_hat" in stdout
 
-    assert "exists; pass --force" in bad(capsys, "fit", csv, "--params", "Model Size", "--compute", "Training FLOP",
-                                         "--loss", "loss", "--out", out)
+    assert "exists; pass --force" in bad(
+        capsys,
+        "fit",
+        csv,
+        "--params",
+        "Model Size",
+        "--compute",
+        "Training FLOP",
+        "--loss",
+        "loss",
+        "--out",
+        out,
+    )
     assert "law 'chinchilla' needs tokens" in bad(capsys, "predict", out, "--params", "7e10")
-    assert "this fit has no groups" in bad(capsys, "predict", out, "--params", "7e10", "--tokens", "1e12",
-                                           "--group", "x")
+    assert "this fit has no groups" in bad(
+        capsys, "predict", out, "--params", "7e10", "--tokens", "1e12", "--group", "x"
+    )
 
 
 @pytest.mark.slow
@@ -88,28 +129,82 @@ def test_demo_prints_one_json_object(capsys):
     payload = json.loads(stdout)
     assert set(payload["covered"]) == {"E", "A", "B", "alpha", "beta"}
     assert sum(payload["covered"].values()) >= 4
-    assert payload["prediction"]["lower"] <= payload["true_loss_at_target"] <= payload["prediction"]["upper"]
+    assert (
+        payload["prediction"]["lower"]
+        <= payload["true_loss_at_target"]
+        <= payload["prediction"]["upper"]
+    )
 
 
 def test_bad_input_exits_2_with_one_line(capsys, tmp_path):
     csv = tmp_path / "runs.csv"
     csv.write_text("N,D,L\n1e8,2e9,3.1\n2e8,4e9,2.9\n4e8,8e9,2.7\n")
-    assert "column 'loss' not found" in bad(capsys, "fit", csv, "--params", "N", "--tokens", "D", "--loss", "loss",
-                                            "--out", tmp_path / "x.nc")
-    assert "cannot read runs file" in bad(capsys, "fit", tmp_path / "missing.csv", "--params", "N", "--loss", "L",
-                                          "--out", tmp_path / "x.nc")
+    assert "column 'loss' not found" in bad(
+        capsys,
+        "fit",
+        csv,
+        "--params",
+        "N",
+        "--tokens",
+        "D",
+        "--loss",
+        "loss",
+        "--out",
+        tmp_path / "x.nc",
+    )
+    assert "cannot read runs file" in bad(
+        capsys,
+        "fit",
+        tmp_path / "missing.csv",
+        "--params",
+        "N",
+        "--loss",
+        "L",
+        "--out",
+        tmp_path / "x.nc",
+    )
     assert "unknown law or model spec 'chinchila'; did you mean 'chinchilla'?" in bad(
-        capsys, "fit", csv, "--law", "chinchila", "--params", "N", "--tokens", "D", "--loss", "L", "--out",
-        tmp_path / "x.nc")
+        capsys,
+        "fit",
+        csv,
+        "--law",
+        "chinchila",
+        "--params",
+        "N",
+        "--tokens",
+        "D",
+        "--loss",
+        "L",
+        "--out",
+        tmp_path / "x.nc",
+    )
     assert "fit file" in bad(capsys, "summary", tmp_path / "nope.nc")
     assert "is not a bayescale fit file" in bad(capsys, "summary", csv)
-    assert "The value of prob should be in the interval (0, 1) but got 1.5" in bad(capsys, "summary", csv,
-                                                                                     "--prob", "1.5")
-    assert "expected a positive finite number but got '-1'" in bad(capsys, "predict", csv, "--params", "-1")
-    assert "invalid choice" in bad(capsys, "fit", csv, "--loss", "L", "--out", "x.nc", "--likelihood", "cauchy")
+    assert "The value of prob should be in the interval (0, 1) but got 1.5" in bad(
+        capsys, "summary", csv, "--prob", "1.5"
+    )
+    assert "expected a positive finite number but got '-1'" in bad(
+        capsys, "predict", csv, "--params", "-1"
+    )
+    assert "invalid choice" in bad(
+        capsys, "fit", csv, "--loss", "L", "--out", "x.nc", "--likelihood", "cauchy"
+    )
     assert "required" in bad(capsys, "fit", csv, "--params", "N")
-    assert "--prior expects NAME=Family(...)" in bad(capsys, "fit", csv, "--params", "N", "--tokens", "D",
-                                                     "--loss", "L", "--out", tmp_path / "x.nc", "--prior", "alpha")
+    assert "--prior expects NAME=Family(...)" in bad(
+        capsys,
+        "fit",
+        csv,
+        "--params",
+        "N",
+        "--tokens",
+        "D",
+        "--loss",
+        "L",
+        "--out",
+        tmp_path / "x.nc",
+        "--prior",
+        "alpha",
+    )
 
 
 def test_help_and_version_exit_0(capsys):
