@@ -1,0 +1,110 @@
+"""``bayescale allocate``: the compute-optimal split of a FLOP budget, with intervals.
+
+A thin shell over :func:`bayescale.allocate.compute_optimal`. With ``--json`` it prints one
+object: the contract keys ``params``, ``tokens``, ``tokens_per_param`` and ``loss`` (each
+``{"median", "lower", "upper"}``), plus ``compute``, ``prob``, ``group``, ``method``,
+``flops``, ``exponents`` (``a`` and ``b`` of N_opt ~ C^a, D_opt ~ C^b) and ``diagnostics``;
+``warning`` is added when the fit's sampler diagnostics are not ok.
+
+Example:
+    >>> from bayescale.cli import main
+    >>> main(["allocate", "fit.nc", "--compute", "1e24", "--json"])   # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import _add_json, _emit, _load, _positive_float, _prob
+
+__all__ = ["allocate_payload", "register"]
+
+
+def allocate_payload(fit, compute: float, group=None, prob: float = 0.95, flops_per_token=None):
+    """The ``allocate --json`` object for one budget (also used by reports).
+
+    Example:
+        >>> allocate_payload(fit, 1e24)["params"]["median"]     # doctest: +SKIP
+    """
+    from .allocate import compute_optimal, scaling_exponents
+
+    alloc = compute_optimal(fit, compute, group=group, flops_per_token=flops_per_token)
+    payload = alloc.to_dict(prob)
+    exps = scaling_exponents(fit, compute, group=group, flops_per_token=flops_per_token)
+    payload.update(
+        compute=float(compute),
+        prob=float(prob),
+        group=None if group is None else str(group),
+        method=alloc.method,
+        flops=alloc.flops,
+        exponents={
+            "a": _three(exps.interval("a", prob)),
+            "b": _three(exps.interval("b", prob)),
+            "method": exps.method,
+        },
+        diagnostics={**fit.diagnostics.to_dict(), "verdict": fit.diagnostics.verdict()},
+    )
+    if not fit.diagnostics.ok:
+        payload["warning"] = (
+            f"fit diagnostics not ok, do not trust this allocation: {fit.diagnostics.verdict()}"
+        )
+    return payload
+
+
+def _three(stats: dict) -> dict:
+    return {k: stats[k] for k in ("median", "lower", "upper")}
+
+
+def _text(payload: dict) -> str:
+    pct = f"{100 * payload['prob']:g}%"
+    lines = [
+        f"compute-optimal allocation of C = {payload['compute']:.3g} FLOPs ({payload['flops']}"
+        + (f", group {payload['group']}" if payload["group"] else "")
+        + f", {payload['method'].replace('_', ' ')}): median [{pct} interval]",
+    ]
+    for name, label in (
+        ("params", "params N"),
+        ("tokens", "tokens D"),
+        ("tokens_per_param", "tokens per param D/N"),
+        ("loss", "loss (the law, no run noise)"),
+    ):
+        s = payload[name]
+        lines.append(f"  {label:<30} {s['median']:.4g}  [{s['lower']:.4g}, {s['upper']:.4g}]")
+    for name in ("a", "b"):
+        s = payload["exponents"][name]
+        what = "N_opt ~ C^a" if name == "a" else "D_opt ~ C^b"
+        lines.append(f"  {what:<30} {s['median']:.4g}  [{s['lower']:.4g}, {s['upper']:.4g}]")
+    if payload.get("warning"):
+        lines.append(f"WARNING: {payload['warning']}")
+    return "\n".join(lines)
+
+
+def cmd_allocate(args) -> int:
+    fit = _load(args.fit)
+    payload = allocate_payload(
+        fit, args.compute, args.group, args.prob, flops_per_token=args.flops_per_token
+    )
+    if payload.get("warning"):
+        print(f"warning: {payload['warning']}", file=sys.stderr)
+    _emit(args, payload, _text(payload))
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``allocate`` to the ``bayescale`` command line."""
+    p = subparsers.add_parser(
+        "allocate", help="compute-optimal N, D, D/N and loss at a FLOP budget, with intervals"
+    )
+    p.add_argument("fit", help="FIT.nc written by bayescale fit")
+    p.add_argument("--compute", type=_positive_float, required=True, help="budget C in FLOPs")
+    p.add_argument("--group", help="arm of a grouped fit")
+    p.add_argument("--prob", type=_prob, default=0.95, help="interval probability (0.95)")
+    p.add_argument(
+        "--flops-per-token",
+        type=_positive_float,
+        default=None,
+        help="k in C = k*N*D (default: the fit's, 6)",
+    )
+    _add_json(p)
+    p.set_defaults(func=cmd_allocate)
