@@ -13,6 +13,7 @@ _configure()  # before anything imports jax: host devices for parallel chains, f
 
 __version__ = "0.1.0"
 
+from .batch import fit_many  # noqa: E402
 from .datasets import load_chinchilla, load_gadre2024, load_porian2024, load_xlstm  # noqa: E402
 from .fit import fit  # noqa: E402
 from .laws import Law, Parameter, custom_law, get_law, list_laws, register_law  # noqa: E402
@@ -37,6 +38,7 @@ __all__ = [
     "RunsWarning",
     "custom_law",
     "fit",
+    "fit_many",
     "get_law",
     "list_laws",
     "list_models",

@@ -508,9 +508,11 @@ class Fit:
         values, codes = self._targets(params, tokens, compute, group)
         rng = np.random.default_rng(seed)
         log_mu = self.log_loss_draws(values, codes)
-        log_mu = log_mu + self._structured(values, sweep, noise, rng, log_mu.shape)
+        log_mu = log_mu + self._structured(values, sweep, noise, rng, log_mu.shape, codes)
         log_loss = log_mu + (self._noise("sigma", "nu", codes, log_mu.shape, rng) if noise else 0.0)
-        loss = np.exp(log_loss)
+        # Student-t run noise with a small nu has tails beyond exp's range: cap them at
+        # 1e304 nats (far outside any interval) rather than let inf turn quantiles into NaN
+        loss = np.exp(np.minimum(log_loss, 700.0))
         verdict = {**self.diagnostics.to_dict(), "verdict": self.diagnostics.verdict()}
         if not self.diagnostics.ok and self.info.get("warn", True):
             warnings.warn(
@@ -527,7 +529,7 @@ class Fit:
             err = err + self._noise("sigma_downstream", "nu_downstream", codes, err.shape, rng)
         return Prediction(err, prob, metric, noise, verdict)
 
-    def _structured(self, values, sweep, noise: bool, rng, shape) -> np.ndarray:
+    def _structured(self, values, sweep, noise: bool, rng, shape, codes=None) -> np.ndarray:
         """Sweep deviation and beyond-the-data discrepancy on log loss, ``(draws, targets)``."""
         out = np.zeros(shape)
         if self.model.n_sweeps:
@@ -543,16 +545,17 @@ class Fit:
                 out += (self.flat("tau_sweep") * rng.standard_normal(shape[0]))[:, None]
         elif sweep is not None:
             raise ValueError(f"this fit has no sweep column but sweep {sweep!r} was given")
-        if self.model.discrepancy:
-            beyond = self.beyond_data(values)
+        beyond = self.beyond_data(values, codes) if self.model.discrepancy else None
+        if beyond is not None and np.any(beyond > 0):  # inside the data: nothing to add
             # one standard normal per draw: the law bends smoothly, not target by target
             out += (self.flat("kappa") * rng.standard_normal(shape[0]))[:, None] * beyond[None, :]
         return out
 
-    def beyond_data(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
+    def beyond_data(self, values: Mapping[str, np.ndarray], codes=None) -> np.ndarray:
         """Log-distance of targets beyond the largest observed compute, ``max(0, log C/C_max)``.
 
-        Laws without compute use the sum of the log-distances of their inputs.
+        Laws without compute use the sum of the log-distances of their inputs. With group
+        ``codes`` (grouped fits), each target is measured from its own group's edge.
 
         Example:
             >>> fit.beyond_data({"params": np.array([7e10]), "tokens": np.array([1.4e12])})  # doctest: +SKIP
@@ -560,16 +563,26 @@ class Fit:
         """
         frontier = self.model.frontier
         fpt = float(self.info.get("flops_per_token", 6.0))
-        compute = values.get("compute")
-        if compute is None and "params" in values and "tokens" in values:
-            compute = fpt * np.asarray(values["params"]) * np.asarray(values["tokens"])
-        if compute is not None and "compute" in frontier:
-            return np.maximum(0.0, np.log(np.asarray(compute, np.float64)) - frontier["compute"])
-        first = np.asarray(next(iter(values.values())), np.float64)
-        out = np.zeros(first.shape)
-        for name, value in values.items():
-            if name in frontier:
-                out += np.maximum(0.0, np.log(np.asarray(value, np.float64)) - frontier[name])
+        values = dict(values)
+        if values.get("compute") is None and "params" in values and "tokens" in values:
+            values["compute"] = fpt * np.asarray(values["params"]) * np.asarray(values["tokens"])
+        size = len(np.atleast_1d(next(iter(values.values()))))
+        groups = [None] * size
+        if codes is not None and self.model.grouped:
+            groups = [self.group_names[c] for c in np.broadcast_to(codes, (size,))]
+
+        def edge(name: str) -> np.ndarray:
+            return np.array([frontier.get(f"{name}[{g}]", frontier[name]) for g in groups])
+
+        def log(name: str) -> np.ndarray:
+            return np.log(np.broadcast_to(np.asarray(values[name], np.float64), (size,)))
+
+        if values.get("compute") is not None and "compute" in frontier:
+            return np.maximum(0.0, log("compute") - edge("compute"))
+        out = np.zeros(size)
+        for name in values:
+            if name in frontier and values[name] is not None:
+                out += np.maximum(0.0, log(name) - edge(name))
         return out
 
     def check(self, warn: bool = True):
@@ -592,8 +605,17 @@ class Fit:
         return p.lower, p.upper
 
     # ------------------------------------------------------------------ likelihood
+    def loss_runs(self) -> np.ndarray:
+        """Boolean mask of the runs whose loss informs the law (all, unless ``loss_mask``)."""
+        mask = self.info.get("loss_mask")
+        return np.ones(self.runs.n_runs, bool) if mask is None else np.asarray(mask, bool)
+
     def log_likelihood(self) -> np.ndarray:
-        """Pointwise log-likelihood of the observed log losses: ``(chains, draws, runs)``."""
+        """Pointwise log-likelihood of the observed log losses: ``(chains, draws, runs)``.
+
+        Only runs whose loss entered the likelihood count (see ``loss_mask`` in
+        :func:`~bayescale.fit.fit`), so PSIS-LOO compares like with like.
+        """
         from scipy import stats
 
         values = {k: getattr(self.runs, k) for k in self.law.inputs}
@@ -608,6 +630,7 @@ class Fit:
             ll = stats.t.logpdf(y, t["nu"], loc=log_mu, scale=t["sigma"])
         else:
             ll = stats.norm.logpdf(y, loc=log_mu, scale=t["sigma"])
+        ll = np.broadcast_to(ll, log_mu.shape)[:, self.loss_runs()]
         return ll.reshape(self.n_chains, self.n_draws, -1)
 
     # ------------------------------------------------------------------ arviz / files
@@ -621,6 +644,7 @@ class Fit:
             if value.ndim == 3:
                 dims[name] = ["group"]
         runs_dim = ["run"]
+        informing = self.loss_runs()
         data = {
             "posterior": posterior,
             "sample_stats": {
@@ -629,13 +653,15 @@ class Fit:
                 "n_steps": self.stats.get("n_steps", np.zeros_like(self.stats["energy"])),
             },
             "log_likelihood": {"log_loss": self.log_likelihood()},
-            "observed_data": {"log_loss": np.log(self.runs.loss)},
+            "observed_data": {"log_loss": np.log(self.runs.loss[informing])},
             "constant_data": self._constant_data(),
         }
-        dims.update({"log_loss": runs_dim})
+        # runs left out of the loss likelihood (loss_mask) have no pointwise log-likelihood
+        dims.update({"log_loss": ["loss_run"]})
         for name in data["constant_data"]:
             dims[name] = runs_dim
-        coords = {"run": np.asarray(self.runs.rows).astype(str), "group": list(self.group_names)}
+        rows = np.asarray(self.runs.rows).astype(str)
+        coords = {"run": rows, "loss_run": rows[informing], "group": list(self.group_names)}
         tree = az.from_dict(data, dims=dims, coords=coords)
         internal = {}
         for name, value in self.samples.items():
