@@ -1,0 +1,205 @@
+"""fit_many: many datasets in one compiled NUTS call, each fit as fit() would give it."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale.simulate import HOFFMANN_2022
+
+COLUMNS = {"params": "params", "tokens": "tokens", "loss": "loss"}
+# 1000 draws per chain: every one of the fits must pass R-hat <= 1.01, whose own Monte
+# Carlo noise is ~1/ESS; target_accept 0.95 keeps these ladders free of divergences
+SETTINGS = {
+    "chains": 4,
+    "draws": 1000,
+    "warmup": 500,
+    "likelihood": "normal",
+    "target_accept": 0.95,
+    "seed": 11,
+}
+N_SETS = 6
+
+
+def _ladders() -> list[pd.DataFrame]:
+    """Six replicates of one ladder with different noise; the last lacks two runs.
+
+    Every dataset is padded to 64 rows (29 or 31 of them masked): if the row mask
+    leaked, the posteriors would differ from the single fits'. Equal padded sizes let
+    the single fits share one compiled program.
+    """
+    ladders = [
+        bs.simulate_ladder(
+            params=np.geomspace(1e7, 3e9, 7),
+            tokens_per_param=(3, 8, 20, 50, 120),
+            noise=0.01,
+            seed=100 + s,
+        )
+        for s in range(N_SETS)
+    ]
+    short = ladders[-1]
+    largest = (short["params"] == short["params"].max()) & (short["tokens"] / short["params"] > 30)
+    ladders[-1] = short[~largest].reset_index(drop=True)
+    return ladders
+
+
+@pytest.fixture(scope="module")
+def ladders():
+    return _ladders()
+
+
+@pytest.fixture(scope="module")
+def batch(ladders):
+    return bs.fit_many(ladders, "chinchilla", **SETTINGS, **COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def singles(ladders):
+    seed = SETTINGS["seed"]
+    settings = {k: v for k, v in SETTINGS.items() if k != "seed"}
+    return [
+        bs.fit(d, "chinchilla", **settings, seed=seed + i, progress=False, **COLUMNS)
+        for i, d in enumerate(ladders)
+    ]
+
+
+def test_fit_many_returns_one_ok_fit_per_dataset(batch, ladders):
+    assert len(batch) == N_SETS
+    for i, (result, data) in enumerate(zip(batch, ladders, strict=True)):
+        assert result.diagnostics.ok, (i, result.diagnostics.verdict())
+        assert result.runs.n_runs == len(data)
+        assert result.samples["alpha"].shape == (SETTINGS["chains"], SETTINGS["draws"])
+        assert result.info["seed"] == SETTINGS["seed"] + i
+        assert result.info["batch"] == {"index": i, "size": N_SETS}
+
+
+def test_each_fit_keeps_its_own_priors_and_reference_scale(batch, singles):
+    # data-dependent defaults (E ~ Uniform(0, min loss), log-term means, log_ref) are per
+    # dataset; they must equal what fit() resolves on that dataset alone
+    for many, single in zip(batch, singles, strict=True):
+        assert many.model.priors == single.model.priors
+        assert many.model.log_ref == pytest.approx(single.model.log_ref)
+    assert batch[0].model.priors["E"] != batch[1].model.priors["E"]
+    assert batch[0].model.log_ref["params"] != batch[-1].model.log_ref["params"]
+
+
+def test_fit_many_agrees_with_single_fits_within_monte_carlo_error(batch, singles):
+    for i, (many, single) in enumerate(zip(batch, singles, strict=True)):
+        a, b = many.summary(), single.summary()
+        for name in ("E", "A", "B", "alpha", "beta", "sigma"):
+            # Monte Carlo standard error of a median ~ 1.25 sd / sqrt(ESS) per fit
+            mcse = 1.25 * np.hypot(
+                a.loc[name, "sd"] / np.sqrt(a.loc[name, "ess_bulk"]),
+                b.loc[name, "sd"] / np.sqrt(b.loc[name, "ess_bulk"]),
+            )
+            gap = abs(a.loc[name, "median"] - b.loc[name, "median"])
+            assert gap < 4.5 * mcse, (i, name, gap, mcse)
+            # and the posterior widths agree (sd to ~10%, with 1000+ effective draws)
+            assert a.loc[name, "sd"] == pytest.approx(b.loc[name, "sd"], rel=0.25), (i, name)
+
+
+def test_fit_many_recovers_the_truth(batch):
+    for result in batch:
+        s = result.summary(prob=0.99)
+        for name in ("alpha", "beta"):
+            assert s.loc[name, "lower"] < HOFFMANN_2022[name] < s.loc[name, "upper"], name
+
+
+def test_fit_many_is_reproducible(ladders, batch):
+    again = bs.fit_many(ladders, "chinchilla", **SETTINGS, **COLUMNS)
+    for first, second in zip(batch, again, strict=True):
+        np.testing.assert_array_equal(first.samples["alpha"], second.samples["alpha"])
+
+
+def test_fit_many_warns_once_for_fits_that_are_not_ok(ladders, monkeypatch):
+    # a sampler whose chains disagree (each chain stuck at its own value) for datasets 0
+    # and 2: fit_many must say so once, naming them, and each fit must stay not ok
+    def disagreeing_chains(model, static_key, rng_keys, inputs, hyper, obs, **kw):
+        n_sets, chains, draws = len(rng_keys), kw["chains"], kw["draws"]
+        rng = np.random.default_rng(0)
+        offset = np.zeros((n_sets, chains, 1))
+        offset[[0, 2]] = np.arange(chains)[:, None]
+        noise = rng.normal(size=(n_sets, chains, draws)) * 0.01
+        samples = {
+            "E": 1.7 + noise + 0.1 * offset,
+            "alpha": 0.34 + noise,
+            "beta": 0.28 + noise,
+            "log_N_term": -1.0 + noise,
+            "log_D_term": -1.0 + noise,
+            "sigma": 0.01 + np.abs(noise),
+        }
+        stats = {
+            "diverging": np.zeros((n_sets, chains, draws), bool),
+            "energy": rng.normal(size=(n_sets, chains, draws)),
+            "n_steps": np.full((n_sets, chains, draws), 7),
+        }
+        return samples, stats
+
+    monkeypatch.setattr("bayescale.sampler.run_many", disagreeing_chains)
+    with pytest.warns(
+        bs.FitWarning, match=r"not ok for 2 of 3 datasets \(0, 2\); first: "
+    ) as record:
+        fits = bs.fit_many(ladders[:3], "chinchilla", likelihood="normal", **COLUMNS)
+    assert len(record) == 1
+    assert [f.diagnostics.ok for f in fits] == [False, True, False]
+    with pytest.warns(bs.FitWarning, match="chains disagree"):  # still warns when used
+        fits[0].predict(params=1e9, tokens=2e10)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _grouped(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    out = frame.copy()
+    out["arm"] = [names[i % len(names)] for i in range(len(out))]
+    return out
+
+
+def test_datasets_of_different_structure_are_refused(ladders):
+    one = _grouped(ladders[0], ["a"])
+    two = _grouped(ladders[1], ["a", "b"])
+    with pytest.raises(
+        ValueError,
+        match=r"^datasets\[1\] has 2 groups but datasets\[0\] has 1; fit_many needs datasets "
+        r"of one structure",
+    ):
+        bs.fit_many([one, two], "chinchilla", group="arm", **COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("datasets", "kwargs", "message"),
+    [
+        ([], {}, r"^datasets must hold at least one dataset but is empty$"),
+        (None, {}, r"^datasets must be a list of Runs, DataFrames or CSV paths but got NoneType"),
+        ("frame", {}, r"but got DataFrame; use bayescale.fit for a single dataset$"),
+        ("two", {"chains": 0}, r"^chains must be an integer >= 1 but got 0$"),
+        ("two", {"draws": 1.5}, r"^draws must be an integer >= 1 but got 1.5$"),
+        ("two", {"seed": "0"}, r"^seed must be an integer but got '0'$"),
+        ("two", {"target_accept": 1.0}, r"^target_accept must be in \(0, 1\) but got 1.0$"),
+        ("two", {"param": "params"}, r"^fit_many got an unknown argument 'param'; column names"),
+        ("bad", {}, r"^datasets\[1\]: "),
+    ],
+)
+def test_bad_input_is_one_clear_error(ladders, datasets, kwargs, message):
+    columns = dict(COLUMNS)
+    if datasets == "frame":
+        datasets = ladders[0]
+    elif datasets == "two":
+        datasets = ladders[:2]
+    elif datasets == "bad":
+        broken = ladders[1].copy()
+        broken.loc[3, "loss"] = -1.0
+        datasets = [ladders[0], broken]
+    if "param" in kwargs:
+        columns.pop("params")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=message):
+            bs.fit_many(datasets, "chinchilla", **kwargs, **columns)
+
+
+def test_loss_column_must_be_named(ladders):
+    with pytest.raises(ValueError, match=r"^name the loss column \(loss=\.\.\.\)"):
+        bs.fit_many(ladders[:2], "chinchilla", params="params", tokens="tokens")
