@@ -33,6 +33,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from .isoflop import without_sweep  # one definition, re-exported here
+
 __all__ = [
     "Validation",
     "compare_structured",
@@ -90,16 +92,6 @@ class Validation:
             median_abs_pct_error=("abs_pct_error", "median"),
             beyond=("beyond", "max"),
         )
-
-
-def without_sweep(runs):
-    """The runs with their sweep column removed (no sweep random effect).
-
-    Example:
-        >>> without_sweep(bs.load_porian2024()).sweep is None   # doctest: +SKIP
-        True
-    """
-    return replace(runs, sweep=None, sweep_names=())
 
 
 def with_sweep(runs, key: str | np.ndarray):
