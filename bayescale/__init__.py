@@ -37,6 +37,7 @@ __all__ = [
     "RunsError",
     "RunsWarning",
     "custom_law",
+    "fast_mode",
     "fit",
     "fit_many",
     "get_law",
@@ -51,7 +52,6 @@ __all__ = [
     "parse_prior",
     "read_runs",
     "register_law",
-    "fast_mode",
     "sampler_settings",
     "simulate_ladder",
 ]

@@ -67,7 +67,7 @@ def test_spec_from_path_and_its_errors(tmp_path):
     with pytest.raises(ValueError, match="cannot read model spec"):
         load_model(broken)
 
-    with pytest.raises(ValueError, match="model spec file .*missing.toml' not found"):
+    with pytest.raises(ValueError, match=r"model spec file .*missing\.toml' not found"):
         load_model(tmp_path / "missing.toml")
 
 
