@@ -551,9 +551,9 @@ def main(argv: list[str] | None = None) -> int:
                 cold_short, warm_short = _bayescale_pair(short, spec, tmp, "fewer-draws")
                 for full, part in ((cold, cold_short), (warm, warm_short)):
                     full["fewer_draws"] = part
-                    if part["time_to_ess"] is not None:
-                        full["time_to_ess"] = part["time_to_ess"]
-                        full["draws_for_ess"] = fewer
+                    t = part["time_to_ess"]
+                    if t is not None and (full["time_to_ess"] is None or t < full["time_to_ess"]):
+                        full["time_to_ess"], full["draws_for_ess"] = t, fewer
             report["bayescale_cold"], report["bayescale_warm"] = cold, warm
         if "pymc" not in skip and _has("pymc"):
             for run in ("first", "second") if not args.quick else ("first",):
