@@ -60,16 +60,16 @@ def _one_chain(
     import jax.numpy as jnp
     from jax import lax
     from numpyro.infer.hmc import hmc
-    from numpyro.infer.initialization import init_to_median
+    from numpyro.infer.initialization import init_to_uniform
     from numpyro.infer.util import initialize_model
 
     k_init, k_run = jax.random.split(rng_key)
     info = initialize_model(
         k_init,
         model,
-        # start each chain at the median of 15 prior draws: random starts (radius 2 in the
-        # unconstrained space) sometimes land in the alpha -> 0 local optimum of these laws
-        init_strategy=init_to_median(num_samples=15),
+        # random starts within radius 2 of the unconstrained origin; prior-median starts
+        # were tried and left more chains stuck in a second mode (kaplan_nd, downstream)
+        init_strategy=init_to_uniform(radius=2.0),
         model_args=(inputs, hyper),
         model_kwargs=obs,
     )
