@@ -72,7 +72,7 @@ def prior_frozen(prior):
     if f == "Exponential":
         return stats.expon(scale=1.0 / h["rate"])
     if f == "Gamma":
-        return stats.gamma(h["concentration"], scale=1.0 / h["rate"])
+        return stats.gamma(h["concentration"], loc=h["loc"], scale=1.0 / h["rate"])
     if f == "HalfCauchy":
         return stats.halfcauchy(scale=h["scale"])
     if f == "StudentT":

@@ -47,11 +47,17 @@ from .specs import ModelSpec
 
 __all__ = ["NOISE_PRIORS", "STRUCTURED_PRIORS", "ScalingModel", "build_model", "pad_size"]
 
+#: Student-t degrees of freedom are 1 + Gamma(2, 0.1) (Juarez & Steel's prior, shifted):
+#: with nu free down to 0 the posterior is improper. When the law can pass exactly through
+#: k runs, sigma -> 0 gains sigma^-k from those and loses sigma^((n-k) nu) on the other n-k,
+#: so for nu < (k-1)/(n-k) the density is not integrable at sigma = 0 and a chain that finds
+#: that corner never leaves (seen: nu 1e-4, sigma 4e-4 on a 12-run kaplan_d ladder). With
+#: nu >= 1 (Cauchy tails at most) the posterior is proper whenever n >= 2k - 1.
 NOISE_PRIORS = {
     "sigma": Prior("HalfNormal", {"sigma": 0.1}),
-    "nu": Prior("Gamma", {"concentration": 2.0, "rate": 0.1}),
+    "nu": Prior("Gamma", {"concentration": 2.0, "rate": 0.1, "loc": 1.0}),
     "sigma_downstream": Prior("HalfNormal", {"sigma": 0.05}),
-    "nu_downstream": Prior("Gamma", {"concentration": 2.0, "rate": 0.1}),
+    "nu_downstream": Prior("Gamma", {"concentration": 2.0, "rate": 0.1, "loc": 1.0}),
 }
 _TAU_PRIOR = Prior("HalfNormal", {"sigma": 0.5})
 #: Structured noise (see ``ScalingModel.model``): the spread of a sweep's shared deviation on
@@ -435,6 +441,61 @@ def build_model(spec: ModelSpec, runs, discrepancy: bool = False) -> ScalingMode
                 f"no parameter {name!r} to put a prior on{extra} Valid names: {', '.join(sorted(priors))}"
             )
         priors[name] = prior
-    return ScalingModel(
+    model = ScalingModel(
         spec, priors, group_names, log_ref, sweep_names, bool(discrepancy), frontier
     )
+    if spec.likelihood == "student_t":
+        _warn_if_improper(model, runs)
+    return model
+
+
+def _nu_floor(prior: Prior) -> float:
+    """The lowest value a degrees-of-freedom prior allows."""
+    p = prior.params
+    if prior.family == "Gamma":
+        return p["loc"]
+    if prior.family in ("Uniform", "TruncatedNormal"):
+        return max(p["low"], 0.0)
+    return 0.0
+
+
+def _warn_if_improper(model: ScalingModel, runs) -> None:
+    """Warn when a Student-t posterior may be improper (sigma -> 0 with exact-fit runs).
+
+    If the law can pass exactly through k of n runs, the density near sigma = 0 behaves
+    like sigma^(-k + (n - k) nu): with nu >= 1 (and a prior vanishing at nu = 1, as the
+    default 1 + Gamma(2, 0.1)) it is integrable when n >= 2k - 1. k is at most the number
+    of law parameters a noise scale serves.
+    """
+    import warnings
+
+    from .posterior import FitWarning
+
+    floor = _nu_floor(model.priors["nu"])
+    if floor < 1.0:
+        warnings.warn(
+            f"prior nu = {model.priors['nu']} allows Student-t degrees of freedom below 1: "
+            "the posterior can be improper (sigma -> 0 while the law passes exactly through "
+            "a few runs); use a floor such as Gamma(concentration=2, rate=0.1, loc=1)",
+            FitWarning,
+            stacklevel=3,
+        )
+        return
+    names = model.law.parameter_names
+    codes = np.asarray(runs.group) if model.grouped else np.zeros(runs.n_runs, np.int64)
+    if model.is_grouped("sigma"):  # pooling none: each group has its own law and noise
+        counts = [(int(np.sum(codes == g)), len(names), g) for g in range(model.n_groups)]
+    else:
+        n_params = sum(model.n_groups if model.is_grouped(n) else 1 for n in names)
+        counts = [(runs.n_runs, n_params, None)]
+    for n, p, g in counts:
+        if n < 2 * p - 1:
+            where = f" in group {model.group_names[g]!r}" if g is not None else ""
+            warnings.warn(
+                f"student_t likelihood with {n} runs{where} for {p} law parameters: the "
+                f"posterior can be improper (sigma -> 0 while the law passes exactly through "
+                f"{p} runs) below {2 * p - 1} runs; use likelihood='normal' or add runs",
+                FitWarning,
+                stacklevel=3,
+            )
+            return

@@ -261,7 +261,7 @@ class Fit:
         prob = check_prob(prob)
         if prob in self._summary_cache:
             return self._summary_cache[prob].copy()
-        import arviz as az
+        from ._mcmc_stats import ess_bulk, ess_tail, rhat
 
         rows = {}
         q = ((1 - prob) / 2, 1 - (1 - prob) / 2)
@@ -273,9 +273,9 @@ class Fit:
                 "median": float(np.median(flat)),
                 "lower": float(np.quantile(flat, q[0])),
                 "upper": float(np.quantile(flat, q[1])),
-                "r_hat": _safe(az.rhat, draws),
-                "ess_bulk": _safe(az.ess, draws),
-                "ess_tail": _safe(lambda d: az.ess(d, method="tail", prob=0.05), draws),
+                "r_hat": _safe(rhat, draws),
+                "ess_bulk": _safe(ess_bulk, draws),
+                "ess_tail": _safe(ess_tail, draws),
             }
         frame = pd.DataFrame.from_dict(rows, orient="index")
         frame.index.name = "parameter"
@@ -289,14 +289,14 @@ class Fit:
         return self._diagnostics
 
     def _compute_diagnostics(self) -> Diagnostics:
-        import arviz as az
+        from ._mcmc_stats import rhat
 
         summary = self.summary()
         r_hats = list(summary["r_hat"].dropna())
         # internal sites too: a hidden non-mixing latent must not pass silently
         for _name, value in self.samples.items():
             flat = value.reshape(value.shape[0], value.shape[1], -1)
-            r_hats += [_safe(az.rhat, flat[..., j]) for j in range(flat.shape[-1])]
+            r_hats += [_safe(rhat, flat[..., j]) for j in range(flat.shape[-1])]
         r_hats = [r for r in r_hats if r is not None and math.isfinite(r)]
         max_r_hat = max(r_hats) if r_hats else float("nan")
         divergences = int(self.stats.get("diverging", np.zeros(1)).sum())

@@ -14,10 +14,12 @@ loss scale of the data at its reference size with a standard deviation of two na
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ._util import did_you_mean
 
@@ -32,7 +34,7 @@ FAMILIES: dict[str, tuple[tuple[str, ...], dict[str, float]]] = {
     "TruncatedNormal": (("mu", "sigma", "low", "high"), {"low": -math.inf, "high": math.inf}),
     "Uniform": (("low", "high"), {}),
     "Exponential": (("rate",), {}),
-    "Gamma": (("concentration", "rate"), {}),
+    "Gamma": (("concentration", "rate", "loc"), {"loc": 0.0}),
     "HalfCauchy": (("scale",), {}),
     "StudentT": (("df", "mu", "sigma"), {}),
     "Beta": (("alpha", "beta"), {}),
@@ -159,7 +161,9 @@ class Prior:
         if f == "Exponential":
             return dist.Exponential(h["rate"])
         if f == "Gamma":
-            return dist.Gamma(h["concentration"], h["rate"])
+            if self.params["loc"] == 0.0:
+                return dist.Gamma(h["concentration"], h["rate"])
+            return _shifted_gamma(h["concentration"], h["rate"], h["loc"])
         if f == "HalfCauchy":
             return dist.HalfCauchy(h["scale"])
         if f == "StudentT":
@@ -174,7 +178,64 @@ class Prior:
             self.family,
             math.isinf(self.params.get("low", 0.0)),
             math.isinf(self.params.get("high", 0.0)),
+            self.params.get("loc", 0.0) == 0.0,
         )
+
+
+@functools.cache
+def _shifted_gamma_class():
+    import jax.numpy as jnp
+    import numpyro.distributions as dist
+    from numpyro.distributions import constraints
+
+    class ShiftedGamma(dist.Distribution):
+        """``loc + Gamma(concentration, rate)`` with support ``(loc, inf)``."""
+
+        arg_constraints: ClassVar[dict] = {
+            "concentration": constraints.positive,
+            "rate": constraints.positive,
+            "loc": constraints.real,
+        }
+        reparametrized_params: ClassVar[list] = ["concentration", "rate", "loc"]
+
+        def __init__(self, concentration, rate, loc, *, validate_args=None):
+            self.concentration, self.rate, self.loc = concentration, rate, loc
+            batch = jnp.broadcast_shapes(jnp.shape(concentration), jnp.shape(rate), jnp.shape(loc))
+            super().__init__(batch_shape=batch, validate_args=validate_args)
+
+        @constraints.dependent_property(is_discrete=False, event_dim=0)
+        def support(self):
+            return constraints.greater_than(self.loc)
+
+        def _base(self):
+            return dist.Gamma(self.concentration, self.rate)
+
+        def sample(self, key, sample_shape=()):
+            base = self._base().expand(self.batch_shape)
+            return self.loc + base.sample(key, sample_shape)
+
+        def log_prob(self, value):
+            return self._base().log_prob(value - self.loc)
+
+        @property
+        def mean(self):
+            return self.loc + self.concentration / self.rate
+
+        @property
+        def variance(self):
+            return self._base().variance
+
+    return ShiftedGamma
+
+
+def _shifted_gamma(concentration, rate, loc):
+    """``loc + Gamma(concentration, rate)`` with support ``(loc, inf)``.
+
+    numpyro's ``TransformedDistribution`` with an ``AffineTransform`` reports a real
+    support for a Gamma base, so NUTS would move it unconstrained (and step out of the
+    support); this one declares ``greater_than(loc)`` and is sampled on ``log(x - loc)``.
+    """
+    return _shifted_gamma_class()(concentration, rate, loc)
 
 
 _CALL = re.compile(r"^\s*([A-Za-z]+)\s*\((.*)\)\s*$")

@@ -228,7 +228,12 @@ def _pymc_prior(pm, name: str, prior: dict):
     if family == "HalfNormal":
         return pm.HalfNormal(name, sigma=h["sigma"])
     if family == "Gamma":
-        return pm.Gamma(name, alpha=h["concentration"], beta=h["rate"])
+        loc = h.get("loc", 0.0)
+        if loc == 0.0:
+            return pm.Gamma(name, alpha=h["concentration"], beta=h["rate"])
+        # loc + Gamma, sampled (like bayescale) on log(x - loc)
+        raw = pm.Gamma(f"{name}_minus_loc", alpha=h["concentration"], beta=h["rate"])
+        return pm.Deterministic(name, loc + raw)
     if family == "LogNormal":
         return pm.LogNormal(name, mu=h["mu"], sigma=h["sigma"])
     raise ValueError(f"bench: no PyMC translation for prior family {family!r} of {name}")

@@ -82,16 +82,7 @@ def z_score(result, name, value):
     return (value - draws.mean()) / draws.std(ddof=1)
 
 
-KNOWN_STUCK = pytest.mark.xfail(
-    reason="open bug: with the current sampler one kaplan_d chain stalls (R-hat 1.59, ESS 7) on "
-    "this linear-in-log posterior; looks like step-size adaptation, not a second mode",
-    strict=False,
-)
-
-
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=KNOWN_STUCK) if c == "kaplan_d" else c for c in RECOVERY]
-)
+@pytest.mark.parametrize("case", list(RECOVERY))
 def test_recovers_known_parameters(case):
     law, truth, frame = _simulate(case)
     result = bs.fit(_read(frame), law, seed=2, **FAST)
@@ -183,9 +174,9 @@ def _arms(seed=7, distinct_exponents=False):
 @pytest.mark.parametrize("pooling", ["none", "shared", "partial"])
 def test_pooling_modes_recover_per_group_truth(pooling):
     truths, runs = _arms(distinct_exponents=pooling != "shared")
-    # three arms identify the hierarchical scales (alpha_tau, beta_tau) weakly: they mix
-    # slowly, so the partial model gets more draws to reach R-hat <= 1.01
-    settings = {**FAST, "draws": 1000, "warmup": 1000} if pooling == "partial" else FAST
+    # three 30-run arms (15+ correlated parameters; three hierarchical scales under partial
+    # pooling) mix slowly: a full warm-up gives the tail ESS the diagnostics gate asks for
+    settings = {**FAST, "draws": 2000 if pooling == "partial" else 1000, "warmup": 1000}
     result = bs.fit(runs, "chinchilla", pooling=pooling, seed=0, **settings)
     assert result.diagnostics.ok, result.diagnostics.verdict()
     names = set(result.summary().index)
@@ -256,8 +247,13 @@ def test_arviz_loo_works_on_the_datatree(clean_fit):
     import arviz as az
 
     _, result = clean_fit
-    loo = az.loo(result.to_datatree(), pointwise=True)
+    with warnings.catch_warnings():
+        # a 30-run ladder has influential end points (Pareto k > 0.7 for some): what is
+        # tested here is that ArviZ reads the DataTree, not the LOO approximation's quality
+        warnings.filterwarnings("ignore", "Estimated shape parameter of Pareto", UserWarning)
+        loo = az.loo(result.to_datatree(), pointwise=True)
     assert np.isfinite(loo.elpd)
+    assert np.asarray(loo.elpd_i).size == result.runs.n_runs
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,9 @@ def _kaplan_nd(r, n, d, c):
 
 def _bnsl1(r, n, d, c):
     x = c
-    return r["a"] + r["b"] * x ** -r["c0"] * (1 + (x / r["d_1"]) ** (1 / r["f_1"])) ** (-r["c_1"] * r["f_1"])
+    return r["a"] + r["b"] * x ** -r["c0"] * (1 + (x / r["d_1"]) ** (1 / r["f_1"])) ** (
+        -r["c_1"] * r["f_1"]
+    )
 
 
 def _bnsl2(r, n, d, c):
@@ -38,17 +40,65 @@ def _bnsl2(r, n, d, c):
 
 
 CASES = [
-    ("chinchilla", {}, {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}, _chinchilla),
+    (
+        "chinchilla",
+        {},
+        {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28},
+        _chinchilla,
+    ),
     ("gadre2024", {}, {"E": 1.9, "A": 300.0, "B": 900.0, "eta": 0.3}, _gadre),
-    ("kaplan_n", {}, {"N_c": 8.8e13, "alpha_N": 0.076}, lambda r, n, d, c: (r["N_c"] / n) ** r["alpha_N"]),
-    ("kaplan_n", {"irreducible": True}, {"N_c": 8.8e13, "alpha_N": 0.2, "E": 1.5},
-     lambda r, n, d, c: (r["N_c"] / n) ** r["alpha_N"] + r["E"]),
-    ("kaplan_d", {}, {"D_c": 5.4e13, "alpha_D": 0.095}, lambda r, n, d, c: (r["D_c"] / d) ** r["alpha_D"]),
-    ("kaplan_c", {}, {"C_c": 3.1e23, "alpha_C": 0.05}, lambda r, n, d, c: (r["C_c"] / c) ** r["alpha_C"]),
-    ("kaplan_nd", {}, {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103}, _kaplan_nd),
-    ("bnsl", {"k": 1}, {"a": 1.5, "b": 2e3, "c0": 0.15, "c_1": 0.2, "d_1": 1e19, "f_1": 0.5}, _bnsl1),
-    ("bnsl", {"k": 2}, {"a": 1.5, "b": 2e3, "c0": 0.15, "c_1": 0.2, "d_1": 1e19, "f_1": 0.5,
-                        "c_2": -0.1, "d_2": 1e21, "f_2": 0.3}, _bnsl2),
+    (
+        "kaplan_n",
+        {},
+        {"N_c": 8.8e13, "alpha_N": 0.076},
+        lambda r, n, d, c: (r["N_c"] / n) ** r["alpha_N"],
+    ),
+    (
+        "kaplan_n",
+        {"irreducible": True},
+        {"N_c": 8.8e13, "alpha_N": 0.2, "E": 1.5},
+        lambda r, n, d, c: (r["N_c"] / n) ** r["alpha_N"] + r["E"],
+    ),
+    (
+        "kaplan_d",
+        {},
+        {"D_c": 5.4e13, "alpha_D": 0.095},
+        lambda r, n, d, c: (r["D_c"] / d) ** r["alpha_D"],
+    ),
+    (
+        "kaplan_c",
+        {},
+        {"C_c": 3.1e23, "alpha_C": 0.05},
+        lambda r, n, d, c: (r["C_c"] / c) ** r["alpha_C"],
+    ),
+    (
+        "kaplan_nd",
+        {},
+        {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103},
+        _kaplan_nd,
+    ),
+    (
+        "bnsl",
+        {"k": 1},
+        {"a": 1.5, "b": 2e3, "c0": 0.15, "c_1": 0.2, "d_1": 1e19, "f_1": 0.5},
+        _bnsl1,
+    ),
+    (
+        "bnsl",
+        {"k": 2},
+        {
+            "a": 1.5,
+            "b": 2e3,
+            "c0": 0.15,
+            "c_1": 0.2,
+            "d_1": 1e19,
+            "f_1": 0.5,
+            "c_2": -0.1,
+            "d_2": 1e21,
+            "f_2": 0.3,
+        },
+        _bnsl2,
+    ),
 ]
 
 
@@ -83,15 +133,28 @@ def test_law_functions_broadcast_over_draws_and_runs():
     import jax.numpy as jnp
 
     law = get_law("chinchilla")
-    theta = {"E": jnp.full((5, 1), 1.7), "alpha": jnp.full((5, 1), 0.3), "beta": jnp.full((5, 1), 0.3),
-             "log_N_term": jnp.zeros((5, 1)), "log_D_term": jnp.zeros((5, 1))}
+    theta = {
+        "E": jnp.full((5, 1), 1.7),
+        "alpha": jnp.full((5, 1), 0.3),
+        "beta": jnp.full((5, 1), 0.3),
+        "log_N_term": jnp.zeros((5, 1)),
+        "log_D_term": jnp.zeros((5, 1)),
+    }
     x = {"params": jnp.zeros((1, 7)), "tokens": jnp.zeros((1, 7))}
     assert law.log_loss(theta, x).shape == (5, 7)
 
 
 def test_every_design_law_is_registered_with_contract_names():
-    assert {"kaplan_n", "kaplan_d", "kaplan_c", "kaplan_nd", "chinchilla", "gadre2024", "bnsl",
-            "downstream"} <= set(list_laws())
+    assert {
+        "kaplan_n",
+        "kaplan_d",
+        "kaplan_c",
+        "kaplan_nd",
+        "chinchilla",
+        "gadre2024",
+        "bnsl",
+        "downstream",
+    } <= set(list_laws())
     assert get_law("chinchilla").reported_names == ("E", "A", "B", "alpha", "beta")
     assert get_law("gadre2024").reported_names == ("E", "A", "B", "eta")
     assert get_law("kaplan_nd").reported_names == ("N_c", "D_c", "alpha_N", "alpha_D")
@@ -109,11 +172,17 @@ def test_downstream_link_is_gadres_exponential():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: get_law("chinchila"), "unknown law 'chinchila'; did you mean 'chinchilla'\\? Known laws: "),
+        (
+            lambda: get_law("chinchila"),
+            "unknown law 'chinchila'; did you mean 'chinchilla'\\? Known laws: ",
+        ),
         (lambda: get_law("bnsl", k=0), "bnsl needs k >= 1 breaks but got k=0"),
         (lambda: get_law("bnsl", x="flops"), "bnsl input x must be one of"),
         (lambda: get_law("chinchilla", k=2), "law 'chinchilla' does not take options \\['k'\\]"),
-        (lambda: get_law("chinchilla").loss({}, params=1e9), "law 'chinchilla' needs inputs tokens"),
+        (
+            lambda: get_law("chinchilla").loss({}, params=1e9),
+            "law 'chinchilla' needs inputs tokens",
+        ),
     ],
 )
 def test_law_errors_are_one_line(call, message):
@@ -125,11 +194,17 @@ def test_custom_law_evaluates_its_natural_scale_function():
     law = bs.custom_law(
         "test_power_floor",
         lambda t, params: t["E"] + t["A"] * params ** -t["a"],
-        {"E": "Uniform(low=0, high=3)", "A": "LogNormal(mu=3, sigma=2)", "a": "Uniform(low=0, high=1)"},
+        {
+            "E": "Uniform(low=0, high=3)",
+            "A": "LogNormal(mu=3, sigma=2)",
+            "a": "Uniform(low=0, high=1)",
+        },
         inputs=("params",),
     )
     truth = {"E": 1.2, "A": 50.0, "a": 0.25}
     np.testing.assert_allclose(law.loss(truth, params=N), 1.2 + 50.0 * N**-0.25, rtol=1e-12)
     assert get_law("test_power_floor") is law
     with pytest.raises(ValueError, match="custom law inputs must be among"):
-        bs.custom_law("bad", lambda t, flops: flops, {"a": "Normal(mu=0, sigma=1)"}, inputs=("flops",))
+        bs.custom_law(
+            "bad", lambda t, flops: flops, {"a": "Normal(mu=0, sigma=1)"}, inputs=("flops",)
+        )

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from bayescale.priors import FAMILIES, Prior, parse_prior
@@ -18,6 +19,7 @@ from bayescale.priors import FAMILIES, Prior, parse_prior
         "Uniform(low=0, high=2.08)",
         "Exponential(rate=2)",
         "Gamma(concentration=2, rate=0.1)",
+        "Gamma(concentration=2, rate=0.1, loc=1)",
         "HalfCauchy(scale=1)",
         "StudentT(df=3, mu=0, sigma=1)",
         "Beta(alpha=2, beta=5)",
@@ -52,6 +54,36 @@ def test_every_family_builds_a_numpyro_distribution_with_its_support():
         assert math.isfinite(float(d.log_prob(d.mean if family != "HalfCauchy" else 1.0)))
 
 
+def test_shifted_gamma_has_support_above_loc_and_matches_scipy():
+    """nu ~ 1 + Gamma(2, 0.1): NUTS must see the support (1, inf), not the real line."""
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    from numpyro.infer.util import initialize_model
+    from scipy import stats
+
+    prior = parse_prior("Gamma(concentration=2, rate=0.1, loc=1)")
+    d = prior.distribution()
+    assert bool(d.support(1.5)) and not bool(d.support(0.9))
+    for x in (1.01, 3.0, 40.0):
+        expected = stats.gamma(2.0, loc=1.0, scale=10.0).logpdf(x)
+        assert float(d.log_prob(x)) == pytest.approx(expected, rel=1e-12)
+    draws = np.asarray(d.sample(jax.random.PRNGKey(0), (20000,)))
+    assert draws.min() > 1.0
+    assert draws.mean() == pytest.approx(21.0, rel=0.02)  # 1 + 2 / 0.1
+
+    def model(hyper):
+        numpyro.sample("nu", prior.distribution(hyper))
+
+    hyper = {k: jnp.asarray(v) for k, v in prior.hyper().items()}  # traced hyper-parameters
+    info = initialize_model(jax.random.PRNGKey(1), model, model_args=(hyper,))
+    # every unconstrained value maps inside the support with a finite potential
+    for u in (-30.0, -2.0, 0.0, 3.0):
+        z = {"nu": jnp.asarray(u)}
+        assert float(info.postprocess_fn(z)["nu"]) > 1.0
+        assert math.isfinite(float(info.potential_fn(z)))
+
+
 def test_truncated_normal_respects_bounds():
     d = parse_prior("TruncatedNormal(mu=0.3, sigma=0.3, low=0, high=1.5)").distribution()
     assert bool(d.support(0.7))
@@ -62,15 +94,27 @@ def test_truncated_normal_respects_bounds():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("Normall(mu=0, sigma=1)", "unknown prior family 'Normall'; valid families: .*; did you mean 'Normal'\\?"),
+        (
+            "Normall(mu=0, sigma=1)",
+            "unknown prior family 'Normall'; valid families: .*; did you mean 'Normal'\\?",
+        ),
         ("Normal(mu=0)", "prior Normal needs parameter 'sigma'"),
         ("Normal(mu=0, sigma=-1)", "prior Normal parameter 'sigma' must be > 0 but got -1.0"),
-        ("Normal(mu=0, scale=1)", "prior Normal has no parameter 'scale'; its parameters are mu, sigma"),
+        (
+            "Normal(mu=0, scale=1)",
+            "prior Normal has no parameter 'scale'; its parameters are mu, sigma",
+        ),
         ("Uniform(low=2, high=1)", "prior Uniform needs low < high but got low=2.0, high=1.0"),
-        ("Normal(mu=__import__('os'), sigma=1)", "cannot read prior argument .*; arguments are name=number"),
+        (
+            "Normal(mu=__import__('os'), sigma=1)",
+            "cannot read prior argument .*; arguments are name=number",
+        ),
         ("normal 0 1", "cannot read prior 'normal 0 1'; write it like 'Normal\\(mu=0, sigma=1\\)'"),
         ({"mu": 0, "sigma": 1}, "prior table needs a 'dist' entry naming the family"),
-        ({"dist": "Normal", "mu": "0", "sigma": 1}, "prior Normal parameter 'mu' must be a number, got '0'"),
+        (
+            {"dist": "Normal", "mu": "0", "sigma": 1},
+            "prior Normal parameter 'mu' must be a number, got '0'",
+        ),
     ],
 )
 def test_bad_priors_fail_with_one_line_naming_the_rule(spec, message):

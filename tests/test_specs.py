@@ -42,19 +42,26 @@ def test_spec_contents_are_the_papers_choices():
 
 
 def test_unknown_spec_suggests_the_closest_name():
-    with pytest.raises(ValueError, match="unknown model spec 'chinchilla_besiroglu'; did you mean 'chinchilla_besiroglu2024'\\? Known specs: "):
+    with pytest.raises(
+        ValueError,
+        match="unknown model spec 'chinchilla_besiroglu'; did you mean 'chinchilla_besiroglu2024'\\? Known specs: ",
+    ):
         load_model("chinchilla_besiroglu")
 
 
 def test_spec_from_path_and_its_errors(tmp_path):
     good = tmp_path / "mine.toml"
-    good.write_text('law = "chinchilla"\nlikelihood = "normal"\n[priors]\nalpha = "Uniform(low=0, high=1)"\n')
+    good.write_text(
+        'law = "chinchilla"\nlikelihood = "normal"\n[priors]\nalpha = "Uniform(low=0, high=1)"\n'
+    )
     spec = load_model(good)
     assert spec.name == "mine" and str(spec.priors["alpha"]) == "Uniform(low=0, high=1)"
 
     typo = tmp_path / "typo.toml"
     typo.write_text('law = "chinchilla"\n[priors]\nalpah = "Uniform(low=0, high=1)"\n')
-    with pytest.raises(ValueError, match="law 'chinchilla' has no parameter 'alpah'; did you mean 'alpha'\\?"):
+    with pytest.raises(
+        ValueError, match="law 'chinchilla' has no parameter 'alpah'; did you mean 'alpha'\\?"
+    ):
         load_model(typo)
 
     extra = tmp_path / "extra.toml"
@@ -73,7 +80,9 @@ def test_spec_from_path_and_its_errors(tmp_path):
 
 def test_code_in_a_spec_is_never_evaluated(tmp_path):
     evil = tmp_path / "evil.toml"
-    evil.write_text('law = "chinchilla"\n[priors]\nalpha = "Normal(mu=__import__(\'os\').getpid(), sigma=1)"\n')
+    evil.write_text(
+        'law = "chinchilla"\n[priors]\nalpha = "Normal(mu=__import__(\'os\').getpid(), sigma=1)"\n'
+    )
     with pytest.raises(ValueError, match="cannot read prior argument"):
         load_model(evil)
 
@@ -88,7 +97,10 @@ def test_prior_overrides_reach_the_model_and_typos_list_valid_names():
     assert str(model.priors["alpha"]) == "Uniform(low=0.1, high=0.9)"
     assert str(model.priors["E"]) == f"Uniform(low=0, high={runs.loss.min():.6g})"
     bad = resolve_spec("chinchilla").with_(priors={"alhpa": "Uniform(low=0.1, high=0.9)"})
-    with pytest.raises(ValueError, match="no parameter 'alhpa' to put a prior on; did you mean 'alpha'\\? Valid names: "):
+    with pytest.raises(
+        ValueError,
+        match="no parameter 'alhpa' to put a prior on; did you mean 'alpha'\\? Valid names: ",
+    ):
         build_model(bad, runs)
 
 
@@ -96,7 +108,18 @@ def test_prior_overrides_reach_the_model_and_typos_list_valid_names():
 def test_specs_ship_inside_the_built_wheel(tmp_path):
     """Build the wheel, and load a spec from the installed (unpacked) copy, not the checkout."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
         check=True,
     )
     wheel = next(tmp_path.glob("bayescale-*.whl"))
@@ -110,9 +133,17 @@ def test_specs_ship_inside_the_built_wheel(tmp_path):
         "print(spec.path); print(s.models_dir())"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin",
-                                                          "BAYESCALE_CACHE_DIR": "off", "HOME": str(tmp_path)},
-        check=True, capture_output=True, text=True,
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={
+            "PYTHONPATH": str(tmp_path / "site"),
+            "PATH": "/usr/bin:/bin",
+            "BAYESCALE_CACHE_DIR": "off",
+            "HOME": str(tmp_path),
+        },
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     site = str((tmp_path / "site").resolve())
     assert out[0].startswith(site) and out[1].startswith(site)
