@@ -177,7 +177,9 @@ def test_pooling_modes_recover_per_group_truth(pooling):
     # three 30-run arms (15+ correlated parameters; three hierarchical scales under partial
     # pooling) mix slowly: a full warm-up gives the tail ESS the diagnostics gate asks for
     settings = {**FAST, "draws": 2000 if pooling == "partial" else 1000, "warmup": 1000}
-    result = bs.fit(runs, "chinchilla", pooling=pooling, seed=0, **settings)
+    # partial: the fit's own advice for its few divergences (target_accept 0.99)
+    extra = {"target_accept": 0.99} if pooling == "partial" else {}
+    result = bs.fit(runs, "chinchilla", pooling=pooling, seed=0, **settings, **extra)
     assert result.diagnostics.ok, result.diagnostics.verdict()
     names = set(result.summary().index)
     if pooling == "shared":
