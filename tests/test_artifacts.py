@@ -92,27 +92,17 @@ def test_record_carries_versions_law_priors_data_hash_and_command(tiny_fit, save
     assert record["info"]["seed"] == 0 and record["info"]["chains"] == 2
 
 
+def _small_fit_argv(csv, out) -> list[str]:
+    """``bayescale fit`` on the eight-run CSV with a tiny sampler."""
+    columns = ["--params", "params", "--tokens", "tokens", "--loss", "loss"]
+    sampler = ["--chains", "2", "--draws", "50", "--warmup", "50"]
+    return ["fit", str(csv), *columns, *sampler, "--out", str(out)]
+
+
 def test_cli_records_its_command_line(tmp_path, capsys, monkeypatch):
     csv = tmp_path / "runs.csv"
     eight_runs().to_csv(csv, index=False)
-    argv = [
-        "fit",
-        str(csv),
-        "--params",
-        "params",
-        "--tokens",
-        "tokens",
-        "--loss",
-        "loss",
-        "--chains",
-        "2",
-        "--draws",
-        "50",
-        "--warmup",
-        "50",
-        "--out",
-        str(tmp_path / "f.nc"),
-    ]
+    argv = _small_fit_argv(csv, tmp_path / "f.nc")
     monkeypatch.setattr("sys.argv", ["bayescale", *argv])
     assert main([*argv, "--json"]) == 0
     capsys.readouterr()
@@ -158,24 +148,7 @@ def test_cli_refuses_to_overwrite_without_force(saved, tmp_path, capsys):
     csv = tmp_path / "runs.csv"
     eight_runs().to_csv(csv, index=False)
     before = saved.read_bytes()
-    argv = [
-        "fit",
-        str(csv),
-        "--params",
-        "params",
-        "--tokens",
-        "tokens",
-        "--loss",
-        "loss",
-        "--chains",
-        "2",
-        "--draws",
-        "50",
-        "--warmup",
-        "50",
-        "--out",
-        str(saved),
-    ]
+    argv = _small_fit_argv(csv, saved)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err == f"error: output {str(saved)!r} exists; pass --force to overwrite it\n"

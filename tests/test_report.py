@@ -11,10 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import TWO_ARMS
 
-import bayescale as bs
 from bayescale.cli import main
 from bayescale.posterior import Fit
 from bayescale.tables import (
@@ -27,46 +26,15 @@ from bayescale.tables import (
     to_table,
 )
 
-# the same two-arm design and settings as tests/test_plots.py (converged: max R-hat ~1.002)
-SAMPLER = {"chains": 4, "draws": 300, "warmup": 300, "seed": 2, "progress": False}
-ARMS = {
-    "arm_a": {"E": 1.9, "A": 300.0, "B": 900.0, "eta": 0.3},
-    "arm_b": {"E": 2.0, "A": 300.0, "B": 900.0, "eta": 0.3},
-}
-TARGET = {"params": 7e9, "tokens": 1.4e11}
-
-
-def two_arm_runs() -> pd.DataFrame:
-    frames = [
-        bs.simulate_ladder(
-            "gadre2024",
-            truth,
-            params=(5e7, 1.5e8, 5e8, 1.5e9, 5e9),
-            tokens_per_param=(5.0, 20.0, 80.0),
-            seed=seed,
-            group=name,
-        )
-        for seed, (name, truth) in enumerate(ARMS.items())
-    ]
-    return pd.concat(frames, ignore_index=True)
+TARGET = {"params": 7e9, "tokens": 1.4e11}  # the two-arm fits are conftest.two_arm_fits
 
 
 @pytest.fixture(scope="module")
-def fits():
-    frame = two_arm_runs()
-    cols = {"params": "params", "tokens": "tokens", "loss": "loss"}
-    return {
-        "pooled": bs.fit(frame, "gadre2024", **cols, **SAMPLER),
-        "grouped": bs.fit(frame, "gadre2024", **cols, group="group", pooling="shared", **SAMPLER),
-    }
-
-
-@pytest.fixture(scope="module")
-def report(fits, tmp_path_factory):
+def report(two_arm_fits, tmp_path_factory):
     """`bayescale report` run once on the grouped fit, through the CLI, with --json."""
     folder = tmp_path_factory.mktemp("report")
     fit_path = folder / "fit.nc"
-    fits["grouped"].to_netcdf(fit_path)
+    two_arm_fits["grouped"].to_netcdf(fit_path)
     out = folder / "appendix"
     target = f"{TARGET['params']:g},{TARGET['tokens']:g}"
     argv = ["report", str(fit_path), "--out", str(out), "--target", target, "--json"]
@@ -105,8 +73,8 @@ def test_latex_names_and_escaping():
 # --------------------------------------------------------------------------- parameter table
 
 
-def test_markdown_table_has_one_row_per_parameter(fits):
-    fit = fits["grouped"]
+def test_markdown_table_has_one_row_per_parameter(two_arm_fits):
+    fit = two_arm_fits["grouped"]
     text = fit.to_table(prob=0.9)
     lines = text.splitlines()
     assert lines[0] == "| Parameter | Median [90% interval] | R-hat | ESS bulk | ESS tail |"
@@ -139,8 +107,8 @@ def _check_latex_structure(text: str) -> None:
     assert not re.search(r"(?<!\\)_", re.sub(r"\$[^$]*\$", "", text)), "unescaped _ outside math"
 
 
-def test_latex_table_is_booktabs_with_siunitx_numbers(fits):
-    fit = fits["grouped"]
+def test_latex_table_is_booktabs_with_siunitx_numbers(two_arm_fits):
+    fit = two_arm_fits["grouped"]
     text = fit.to_table("latex")
     _check_latex_structure(text)
     body = text[text.index(r"\midrule") + len(r"\midrule") : text.index(r"\bottomrule")]
@@ -162,8 +130,8 @@ def test_latex_table_is_booktabs_with_siunitx_numbers(fits):
         fit.to_table("md")
 
 
-def test_notebook_view_colours_the_verdict(fits):
-    fit = fits["grouped"]
+def test_notebook_view_colours_the_verdict(two_arm_fits):
+    fit = two_arm_fits["grouped"]
     html = fit._repr_html_()
     assert "diagnostics: ok" in html and "#1a7f37" in html
     assert html.count("<tr>") == 1 + len(fit.summary())
@@ -178,8 +146,8 @@ def test_notebook_view_colours_the_verdict(fits):
 # --------------------------------------------------------------------------- comparison
 
 
-def test_compare_table_prefers_the_model_that_knows_the_arms(fits):
-    text = compare_table({"one law": fits["pooled"], "per-arm E": fits["grouped"]})
+def test_compare_table_prefers_the_model_that_knows_the_arms(two_arm_fits):
+    text = compare_table({"one law": two_arm_fits["pooled"], "per-arm E": two_arm_fits["grouped"]})
     lines = text.splitlines()
     assert (
         lines[0]
@@ -191,15 +159,17 @@ def test_compare_table_prefers_the_model_that_knows_the_arms(fits):
     # the arms differ by 0.1 nats with 1% noise: one law for both is far worse
     assert second[0] == "one law" and diff < -2 * dse
     assert re.fullmatch(r"\d+", first[5]) and first[6] == "ok"
-    latex = compare_table({"one_law": fits["pooled"], "per_arm": fits["grouped"]}, format="latex")
+    latex = compare_table(
+        {"one_law": two_arm_fits["pooled"], "per_arm": two_arm_fits["grouped"]}, format="latex"
+    )
     _check_latex_structure(latex)
     assert r"one\_law" in latex
 
 
-def test_compare_table_rejects_bad_input(fits):
+def test_compare_table_rejects_bad_input(two_arm_fits):
     with pytest.raises(ValueError, match=r"^fits must be a dict of at least 2 named fits"):
-        compare_table({"only": fits["pooled"]})
-    other = fits["pooled"]
+        compare_table({"only": two_arm_fits["pooled"]})
+    other = two_arm_fits["pooled"]
     subset = Fit(
         other.model,
         other.samples,
@@ -214,13 +184,13 @@ def test_compare_table_rejects_bad_input(fits):
 # --------------------------------------------------------------------------- predictions
 
 
-def test_predictions_table_one_row_per_arm_matches_predict(fits):
-    fit = fits["grouped"]
+def test_predictions_table_one_row_per_arm_matches_predict(two_arm_fits):
+    fit = two_arm_fits["grouped"]
     text = predictions_table(fit, [TARGET], prob=0.9)
     lines = text.splitlines()
     assert lines[0].startswith("| N | D | C (FLOPs) | Group | Loss of a new run [90% interval]")
     assert len(lines) == 2 + 2
-    for line, arm in zip(lines[2:], ARMS, strict=True):
+    for line, arm in zip(lines[2:], TWO_ARMS, strict=True):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[:4] == ["7B", "140B", "5.9e21", arm]
         law = fit.predict(**TARGET, group=arm, noise=False, prob=0.9)
@@ -233,13 +203,13 @@ def test_predictions_table_one_row_per_arm_matches_predict(fits):
         and rows[0]["compute"] == pytest.approx(5.88e21)
     )
     # arm_b's E is 0.1 nats higher: its predicted loss at the target is higher than arm_a's
-    a, b = (fit.predict(**TARGET, group=g, noise=False).median[0] for g in ARMS)
+    a, b = (fit.predict(**TARGET, group=g, noise=False).median[0] for g in TWO_ARMS)
     assert 0.05 < b - a < 0.15
     _check_latex_structure(predictions_table(fit, [TARGET], format="latex"))
 
 
-def test_predictions_reject_bad_targets(fits):
-    fit = fits["pooled"]
+def test_predictions_reject_bad_targets(two_arm_fits):
+    fit = two_arm_fits["pooled"]
     with pytest.raises(
         ValueError,
         match=r"^targets\[1\] has unknown key 'flops'; use params, tokens, compute, group, label$",
@@ -271,7 +241,7 @@ def test_report_cli_writes_every_file_it_lists(report, report_run):
             assert data[:5] == b"%PDF-"
 
 
-def test_report_markdown_links_resolve_and_sections_are_there(report, report_run, fits):
+def test_report_markdown_links_resolve_and_sections_are_there(report, report_run, two_arm_fits):
     text = (report["out"] / "report.md").read_text()
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     links = re.findall(r"(?<!!)\[[^\]]*\]\(([^)]+)\)", text)
@@ -279,7 +249,7 @@ def test_report_markdown_links_resolve_and_sections_are_there(report, report_run
     for rel in images + links:
         target = report["out"] / rel
         assert target.is_file() and target.stat().st_size > 0, rel
-    fit = fits["grouped"]
+    fit = two_arm_fits["grouped"]
     for heading in (
         "## Model",
         "## Data",
@@ -302,7 +272,7 @@ def test_report_markdown_links_resolve_and_sections_are_there(report, report_run
     assert "numpyro" in text and "matplotlib" in text
 
 
-def test_report_table_tex_compiles_structurally(report, report_run, fits):
+def test_report_table_tex_compiles_structurally(report, report_run, two_arm_fits):
     text = (report["out"] / "table.tex").read_text()
     assert text.startswith(r"% needs \usepackage{booktabs} and \usepackage{siunitx}")
     tables = text.split(r"\end{table}")[:-1]
@@ -333,10 +303,10 @@ def test_report_cli_bad_input_exits_2(report, report_run, capsys):
     )
 
 
-def test_report_puts_a_failed_verdict_first(fits):
+def test_report_puts_a_failed_verdict_first(two_arm_fits):
     from bayescale.report import report_header
 
-    fit = fits["grouped"]
+    fit = two_arm_fits["grouped"]
     samples = {k: v.copy() for k, v in fit.samples.items()}
     samples["eta"][0] += 0.05  # one chain elsewhere: R-hat fails
     broken = Fit(fit.model, samples, fit.stats, fit.runs, {**fit.info, "warn": False})
@@ -346,8 +316,8 @@ def test_report_puts_a_failed_verdict_first(fits):
     assert not any("NOT OK" in line for line in report_header(fit))
 
 
-def test_write_report_rejects_unknown_formats(fits, tmp_path):
+def test_write_report_rejects_unknown_formats(two_arm_fits, tmp_path):
     from bayescale.report import write_report
 
     with pytest.raises(ValueError, match=r"^formats must be among png, pdf but got \['svg'\]$"):
-        write_report(fits["pooled"], tmp_path, formats=("svg",))
+        write_report(two_arm_fits["pooled"], tmp_path, formats=("svg",))
