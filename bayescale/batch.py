@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .fit import model_arguments, resolve_spec
+from .fit import as_draws, model_arguments, resolve_spec, run_info
 from .laws import Law
 from .model import ScalingModel, build_model, pad_size
 from .posterior import Fit, FitWarning
@@ -160,34 +160,27 @@ def fit_many(
 
     fits = []
     for i, (scaling_model, runs) in enumerate(zip(models, all_runs, strict=True)):
-        info = {
-            "seed": int(seed) + i,
-            "chains": int(chains),
-            "draws": int(draws),
-            "warmup": int(warmup),
-            "target_accept": float(target_accept),
-            "dense_mass": bool(dense_mass),
-            "device": str(device),
-            "seconds": seconds,
-            "flops_per_token": float(runs.flops_per_token),
+        info = run_info(
+            runs,
+            seed=int(seed) + i,
+            chains=chains,
+            draws=draws,
+            warmup=warmup,
+            target_accept=target_accept,
+            dense_mass=dense_mass,
+            device=device,
+            seconds=seconds,
+        )
+        info |= {
             "batch": {"index": i, "size": len(models)},
             "command": f"bayescale.fit_many([... {len(models)} datasets], law={spec.name!r}, "
             f"chains={chains}, draws={draws}, warmup={warmup}, seed={seed}) [{i}]",
             "warn": False,  # one warning for the batch below, not one per fit
         }
-        fits.append(
-            Fit(
-                scaling_model,
-                {k: np.asarray(v[i], np.float64) for k, v in samples.items()},
-                {
-                    "diverging": np.asarray(stats["diverging"][i], bool),
-                    "energy": np.asarray(stats["energy"][i], np.float64),
-                    "n_steps": np.asarray(stats["n_steps"][i], np.int64),
-                },
-                runs,
-                info,
-            )
+        draws_i, stats_i = as_draws(
+            {k: v[i] for k, v in samples.items()}, {k: v[i] for k, v in stats.items()}
         )
+        fits.append(Fit(scaling_model, draws_i, stats_i, runs, info))
         fits[-1].info["warn"] = True
     bad = [i for i, f in enumerate(fits) if not f.diagnostics.ok]
     if bad:

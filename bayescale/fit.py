@@ -173,7 +173,28 @@ def fit(
         dense_mass=dense_mass,
         loss_mask=loss_mask,
     )
-    info = {
+    info = run_info(
+        runs,
+        seed=seed,
+        chains=chains,
+        draws=draws,
+        warmup=warmup,
+        target_accept=target_accept,
+        dense_mass=dense_mass,
+        device=device,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    info["command"] = command if command is not None else _describe_call(data, spec, info)
+    if loss_mask is not None:
+        info["loss_mask"] = [bool(v) for v in loss_mask]
+    return Fit(scaling_model, samples, stats, runs, info)
+
+
+def run_info(
+    runs: Runs, *, seed, chains, draws, warmup, target_accept, dense_mass, device, seconds
+):
+    """The sampler settings and provenance a :class:`Fit` records in ``info``."""
+    return {
         "seed": int(seed),
         "chains": int(chains),
         "draws": int(draws),
@@ -181,13 +202,20 @@ def fit(
         "target_accept": float(target_accept),
         "dense_mass": bool(dense_mass),
         "device": str(device),
-        "seconds": round(time.perf_counter() - started, 3),
+        "seconds": seconds,
         "flops_per_token": float(runs.flops_per_token),
     }
-    info["command"] = command if command is not None else _describe_call(data, spec, info)
-    if loss_mask is not None:
-        info["loss_mask"] = [bool(v) for v in loss_mask]
-    return Fit(scaling_model, samples, stats, runs, info)
+
+
+def as_draws(samples, stats) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Sampler output as numpy: samples in float64, sample stats with their own dtypes."""
+    samples = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
+    stats = {
+        "diverging": np.asarray(stats["diverging"], bool),
+        "energy": np.asarray(stats["energy"], np.float64),
+        "n_steps": np.asarray(stats["n_steps"], np.int64),
+    }
+    return samples, stats
 
 
 def _describe_call(data, spec: ModelSpec, info: Mapping) -> str:
@@ -256,8 +284,6 @@ def sample(
     same padded shape reuses it without recompiling.
     """
     configure()
-    import jax
-
     from .sampler import run_chains
 
     dev = select_device(device)
@@ -265,7 +291,7 @@ def sample(
     samples, stats = run_chains(
         scaling_model.model,
         scaling_model.static_key(),
-        jax.random.PRNGKey(int(seed)),
+        int(seed),  # the key data of jax.random.PRNGKey(seed), built without a JAX dispatch
         inputs,
         hyper,
         obs,
@@ -277,10 +303,4 @@ def sample(
         device=dev,
         progress=progress,
     )
-    samples = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
-    stats = {
-        "diverging": np.asarray(stats["diverging"], bool),
-        "energy": np.asarray(stats["energy"], np.float64),
-        "n_steps": np.asarray(stats["n_steps"], np.int64),
-    }
-    return samples, stats
+    return as_draws(samples, stats)
