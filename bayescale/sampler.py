@@ -324,28 +324,25 @@ def run_chains(
 
     ``rng_key`` is a JAX PRNG key or an integer seed.
     """
-    import jax
-
-    if chain_method is None:
-        chain_method = _default_chain_method(device)
-    runner = compiled_runner(
+    settings = {
+        "chains": chains,
+        "warmup": warmup,
+        "draws": draws,
+        "dense_mass": dense_mass,
+        "target_accept": target_accept,
+        "max_tree_depth": max_tree_depth,
+    }
+    return _run(
         model,
         static_key,
-        chains=chains,
-        warmup=warmup,
-        draws=draws,
-        dense_mass=dense_mass,
-        target_accept=target_accept,
-        max_tree_depth=max_tree_depth,
+        _key_data(rng_key),
+        (inputs, hyper, obs),
+        batched=False,
         chain_method=chain_method,
-        devices=_host_devices(chain_method),
+        device=device,
+        progress=progress,
+        settings=settings,
     )
-    with (
-        jax.default_device(device) if device is not None else _null(),
-        _Progress(warmup + draws, "NUTS") if progress else _null(),
-    ):
-        samples, stats = runner(_key_data(rng_key), inputs, hyper, obs)
-        return _as_numpy(samples), _as_numpy(stats)
 
 
 def run_many(
@@ -372,6 +369,29 @@ def run_many(
 
     Returns numpy arrays shaped ``(batch, chains, draws, ...)``.
     """
+    settings = {
+        "chains": chains,
+        "warmup": warmup,
+        "draws": draws,
+        "dense_mass": dense_mass,
+        "target_accept": target_accept,
+        "max_tree_depth": max_tree_depth,
+    }
+    return _run(
+        model,
+        static_key,
+        np.stack([_key_data(k) for k in rng_keys]),
+        (inputs, hyper, obs),
+        batched=True,
+        chain_method=chain_method,
+        device=device,
+        progress=False,
+        settings=settings,
+    )
+
+
+def _run(model, static_key, keys, data, *, batched, chain_method, device, progress, settings):
+    """The compiled runner for these settings, called on ``keys`` and ``data``; numpy out."""
     import jax
 
     if chain_method is None:
@@ -379,19 +399,17 @@ def run_many(
     runner = compiled_runner(
         model,
         static_key,
-        chains=chains,
-        warmup=warmup,
-        draws=draws,
-        dense_mass=dense_mass,
-        target_accept=target_accept,
-        max_tree_depth=max_tree_depth,
         chain_method=chain_method,
-        batched=True,
+        batched=batched,
         devices=_host_devices(chain_method),
+        **settings,
     )
-    keys = np.stack([_key_data(k) for k in rng_keys])
-    with jax.default_device(device) if device is not None else _null():
-        samples, stats = runner(keys, inputs, hyper, obs)
+    total = settings["warmup"] + settings["draws"]
+    with (
+        jax.default_device(device) if device is not None else _null(),
+        _Progress(total, "NUTS") if progress else _null(),
+    ):
+        samples, stats = runner(keys, *data)
         return _as_numpy(samples), _as_numpy(stats)
 
 
