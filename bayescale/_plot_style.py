@@ -264,3 +264,19 @@ def unique_in_order(values: Iterable) -> list:
     for v in values:
         seen.setdefault(v, None)
     return list(seen)
+
+
+def budget_pair_grid(compute, points: int) -> np.ndarray | None:
+    """``points`` budgets log-spaced over a ``(lo, hi)`` pair; None when ``compute`` is not a pair.
+
+    Example:
+        >>> budget_pair_grid((1e18, 1e21), 4)
+        array([1.e+18, 1.e+19, 1.e+20, 1.e+21])
+    """
+    values = np.asarray(compute, np.float64)
+    if values.ndim != 1 or values.size != 2:
+        return None
+    lo, hi = float(values[0]), float(values[1])
+    if not 0 < lo < hi:
+        raise ValueError(f"compute must satisfy 0 < lo < hi but got ({lo:g}, {hi:g})")
+    return np.geomspace(lo, hi, points)

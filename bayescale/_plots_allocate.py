@@ -15,6 +15,7 @@ import numpy as np
 from ._plot_style import (
     AXIS_LABELS,
     PALETTE,
+    budget_pair_grid,
     finish_log_axis,
     finish_loss_axis,
     format_count,
@@ -53,12 +54,10 @@ def _grid(fit, compute, group, points: int) -> np.ndarray:
             raise ValueError("the fit's runs carry no compute: give compute=(lo, hi)")
         observed = observed[_runs_mask(fit, group)]
         compute = (observed.min(), observed.max() * 1e3)
+    pair = budget_pair_grid(compute, points)
+    if pair is not None:
+        return pair
     values = np.asarray(compute, np.float64)
-    if values.ndim == 1 and values.size == 2:
-        lo, hi = float(values[0]), float(values[1])
-        if not 0 < lo < hi:
-            raise ValueError(f"compute must satisfy 0 < lo < hi but got ({lo:g}, {hi:g})")
-        return np.geomspace(lo, hi, points)
     if values.ndim != 1 or values.size < 2 or np.any(values <= 0):
         raise ValueError("compute must be (lo, hi) or an increasing grid of positive budgets")
     return values

@@ -14,6 +14,7 @@ import numpy as np
 
 from ._plot_style import (
     AXIS_LABELS,
+    budget_pair_grid,
     finish_log_axis,
     finish_loss_axis,
     format_flops,
@@ -43,13 +44,10 @@ def _compute_grid(source, compute, arms, points: int) -> np.ndarray:
         if observed.size == 0:
             raise ValueError("the runs carry no compute: give compute=(lo, hi)")
         compute = (observed.min(), observed.max() * 1e3)
-    values = np.asarray(compute, np.float64)
-    if values.ndim == 1 and values.size == 2:
-        lo, hi = float(values[0]), float(values[1])
-        if not 0 < lo < hi:
-            raise ValueError(f"compute must satisfy 0 < lo < hi but got ({lo:g}, {hi:g})")
-        return np.geomspace(lo, hi, points)
-    return np.sort(np.atleast_1d(values))
+    pair = budget_pair_grid(compute, points)
+    if pair is not None:
+        return pair
+    return np.sort(np.atleast_1d(np.asarray(compute, np.float64)))
 
 
 @styled
