@@ -97,6 +97,10 @@ class Prior:
                 raise ValueError(f"prior {self.family} needs parameter {name!r}")
             if math.isnan(value):
                 raise ValueError(f"prior {self.family} parameter {name!r} is NaN")
+            if math.isinf(value) and name not in ("low", "high"):
+                raise ValueError(
+                    f"prior {self.family} parameter {name!r} must be finite but got {value}"
+                )
             if name in _POSITIVE and not value > 0:
                 raise ValueError(
                     f"prior {self.family} parameter {name!r} must be > 0 but got {value}"

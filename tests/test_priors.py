@@ -106,6 +106,10 @@ def test_truncated_normal_respects_bounds():
         ),
         ("Uniform(low=2, high=1)", "prior Uniform needs low < high but got low=2.0, high=1.0"),
         (
+            "Gamma(concentration=2, rate=0.1, loc=inf)",
+            "prior Gamma parameter 'loc' must be finite but got inf",
+        ),
+        (
             "Normal(mu=__import__('os'), sigma=1)",
             "cannot read prior argument .*; arguments are name=number",
         ),
