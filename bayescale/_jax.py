@@ -10,7 +10,9 @@ Environment variables (all optional):
 
 * ``BAYESCALE_HOST_DEVICES``: number of CPU devices for parallel chains (default 4).
 * ``BAYESCALE_CACHE_DIR``: persistent compilation cache directory
-  (default ``~/.cache/bayescale/jax``; ``off`` disables it).
+  (default ``~/.cache/bayescale/jax``; ``off`` disables it). Its ``bayescale-programs``
+  folder holds the exported NUTS programs (:mod:`bayescale.sampler`), so that a new
+  process neither traces nor compiles; deleting the folder is always safe.
 * ``BAYESCALE_X64``: ``0`` keeps JAX in 32-bit mode (not recommended).
 """
 

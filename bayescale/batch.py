@@ -155,6 +155,7 @@ def fit_many(
         dense_mass=dense_mass,
         target_accept=target_accept,
         device=select_device(device),
+        persist=first.portable,
     )
     seconds = round(time.perf_counter() - started, 3)
 

@@ -302,5 +302,6 @@ def sample(
         target_accept=target_accept,
         device=dev,
         progress=progress,
+        persist=scaling_model.portable,
     )
     return as_draws(samples, stats)

@@ -170,6 +170,12 @@ class ScalingModel:
             names += list(DOWNSTREAM_NAMES)
         return tuple(names)
 
+    @property
+    def portable(self) -> bool:
+        """Whether the compiled sampler may be stored on disk (not for custom laws: user
+        code that bayescale cannot fingerprint)."""
+        return not dict(self.law.options).get("custom")
+
     def static_key(self) -> tuple:
         """What the compiled sampler depends on besides array values."""
         return (

@@ -1,0 +1,145 @@
+"""The compiled-program store: a new process loads exported NUTS programs instead of tracing.
+
+A "new process" is simulated in-process by emptying the sampler's in-memory program table;
+the store lives in a temporary BAYESCALE_CACHE_DIR. Counting calls of ``sampler._setup``
+(the numpyro model and NUTS kernels, traced by every program) shows whether anything was
+traced.
+"""
+
+import numpy as np
+import pytest
+from conftest import FAST
+
+import bayescale as bs
+from bayescale import sampler
+
+pytestmark = pytest.mark.slow
+
+#: The suite's settings: their programs are compiled by other tests already (JAX's cache).
+SMALL = FAST
+PROGRAMS = ("advance", "finish", "init")
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """An empty program store and an empty in-memory program table (a fresh process)."""
+    monkeypatch.setenv("BAYESCALE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(sampler, "_PROGRAMS", {})
+    monkeypatch.setattr(sampler, "_STATE_TREES", {})
+    return tmp_path / "bayescale-programs"
+
+
+@pytest.fixture
+def traces(monkeypatch):
+    """How often the numpyro model and kernels were traced."""
+    calls = []
+    real = sampler._setup
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampler, "_setup", counting)
+    return calls
+
+
+def _runs(seed=0):
+    frame = bs.simulate_ladder(seed=seed)
+    return bs.read_runs(frame, params="params", tokens="tokens", loss="loss")
+
+
+def _fit(runs, **kwargs):
+    return bs.fit(runs, "chinchilla", **{"seed": 3, "progress": False, **SMALL, **kwargs})
+
+
+def _fresh_process(monkeypatch):
+    monkeypatch.setattr(sampler, "_PROGRAMS", {})
+    monkeypatch.setattr(sampler, "_STATE_TREES", {})
+
+
+def test_second_process_loads_the_programs_without_tracing(store, traces, monkeypatch):
+    runs = _runs()
+    first = _fit(runs)
+    assert sorted(p.name.split("-")[0] for p in store.iterdir()) == list(PROGRAMS)
+    assert traces, "the first fit must trace the model"
+
+    _fresh_process(monkeypatch)
+    traces.clear()
+    second = _fit(runs)
+    assert traces == []
+    for name in ("E", "alpha", "beta"):
+        np.testing.assert_array_equal(first.samples[name], second.samples[name])
+    np.testing.assert_array_equal(first.stats["n_steps"], second.stats["n_steps"])
+
+    # new data of the same padded shape: the loaded programs serve it too
+    other = _fit(_runs(seed=1))
+    assert traces == []
+    assert not np.array_equal(other.samples["E"], second.samples["E"])
+
+
+def test_progress_bar_does_not_change_the_draws(store):
+    runs = _runs()
+    quiet = _fit(runs)
+    # a bar advances the chains in 20 calls instead of one; the draws are the same bits
+    shown = _fit(runs, progress=True)
+    for name in quiet.samples:
+        np.testing.assert_array_equal(quiet.samples[name], shown.samples[name])
+    np.testing.assert_array_equal(quiet.stats["diverging"], shown.stats["diverging"])
+
+
+def test_unreadable_program_is_traced_again_and_replaced(store, traces, monkeypatch):
+    runs = _runs()
+    first = _fit(runs)
+    (advance,) = store.glob("advance-*")
+    advance.write_bytes(b"not a program")
+
+    _fresh_process(monkeypatch)
+    traces.clear()
+    again = _fit(runs)
+    # advance is traced (and needs the state layout, which init did not trace): the same draws
+    assert traces
+    np.testing.assert_array_equal(first.samples["E"], again.samples["E"])
+    import jax
+
+    jax.export.deserialize(bytearray(advance.read_bytes()))  # rewritten, readable
+
+
+def test_program_names_change_with_the_package_source(monkeypatch):
+    key = ("chinchilla", "settings")
+    monkeypatch.setattr(sampler, "_DIGEST", ["source-a"])
+    a = sampler._program_path("advance", key)
+    monkeypatch.setattr(sampler, "_DIGEST", ["source-b"])
+    b = sampler._program_path("advance", key)
+    assert a is not None and b is not None and a != b
+    assert a.parent == b.parent
+    monkeypatch.setattr(sampler, "_DIGEST", [])
+    assert sampler._source_digest() == sampler._source_digest() != "source-a"
+
+
+def test_custom_law_programs_are_never_written(store):
+    law = bs.custom_law(
+        "test_store_power",
+        lambda t, params: t["E"] + t["A"] * (params / 1e8) ** -t["a"],
+        {
+            "E": "Uniform(low=0, high=3)",
+            "A": "LogNormal(mu=0, sigma=1)",
+            "a": "Uniform(low=0, high=1.5)",
+        },
+        inputs=("params",),
+    )
+    frame = bs.simulate_ladder(
+        law,
+        {"E": 1.8, "A": 1.5, "a": 0.35},
+        params=np.geomspace(1e6, 1e10, 12),
+        tokens_per_param=(20.0,),
+        seed=4,
+    )
+    runs = bs.read_runs(frame, params="params", loss="loss")
+    result = bs.fit(runs, law, seed=0, progress=False, **SMALL)
+    assert result.samples["a"].shape == (FAST["chains"], FAST["draws"])
+    assert not store.exists() or not any(store.iterdir())
+
+
+def test_store_off_keeps_programs_in_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv("BAYESCALE_CACHE_DIR", "off")
+    assert sampler._program_path("init", ("anything",)) is None
