@@ -101,7 +101,57 @@ def _layout(chain_method: str, n_sets: int, chains: int, devices: tuple) -> _Lay
 
 # ------------------------------------------------------------------ one job (one chain)
 def _setup(model, key, inputs, hyper, obs):
-    """numpyro's model pieces and NUTS kernels for one job's data (traced by every program)."""
+    """numpyro's model pieces and NUTS kernels for one job's data (traced by every program).
+
+    ``info.param_info.z`` is only a template of the unconstrained parameters (a feasible
+    point of every prior): :func:`_start` picks the starting point. numpyro's
+    ``initialize_model`` would also search for a valid start in a while loop holding the
+    potential and its gradient, which made ``init`` the slowest program to compile (~3 s
+    of its ~6.5 s) for a start :func:`_start` replaces anyway.
+    """
+    from numpyro.handlers import seed, substitute
+    from numpyro.infer.hmc import hmc
+    from numpyro.infer.util import ModelInfo, ParamInfo, get_potential_fn, transform_fn
+
+    try:
+        from numpyro.infer.util import _get_model_transforms, _prepare_model_for_potential
+    except ImportError:  # pragma: no cover - numpyro moved its helpers: the full search
+        return _setup_searching(model, key, inputs, hyper, obs)
+    args = (inputs, hyper)
+    # a feasible point of each prior's support, not a prior draw: drawing (the Gamma prior
+    # of nu samples by rejection) put random-number loops into every program to compile
+    at_feasible = substitute(seed(model, key), substitute_fn=_feasible_point)
+    inv_transforms, replay, enum, trace = _get_model_transforms(at_feasible, args, obs)
+    potential_fn, postprocess_fn = get_potential_fn(
+        _prepare_model_for_potential(model, trace, enum=enum),
+        inv_transforms,
+        replay_model=replay,
+        enum=enum,
+        model_args=args,
+        model_kwargs=obs,
+    )
+    feasible = {
+        k: v["value"]
+        for k, v in trace.items()
+        if v["type"] == "sample" and not v["is_observed"] and not v["fn"].support.is_discrete
+    }
+    template = transform_fn(inv_transforms, feasible, invert=True)
+    info = ModelInfo(ParamInfo(template, None, None), potential_fn, postprocess_fn, trace)
+    init_kernel, sample_kernel = hmc(info.potential_fn, algo="NUTS")
+    return info, init_kernel, sample_kernel
+
+
+def _feasible_point(site):
+    import jax.numpy as jnp
+
+    if site["type"] != "sample" or site.get("is_observed"):
+        return None
+    fn = site["fn"]
+    shape = fn.shape(site["kwargs"].get("sample_shape", ()))
+    return fn.support.feasible_like(jnp.zeros(shape))
+
+
+def _setup_searching(model, key, inputs, hyper, obs):  # pragma: no cover - fallback
     from numpyro.infer.hmc import hmc
     from numpyro.infer.initialization import init_to_uniform
     from numpyro.infer.util import initialize_model
@@ -109,9 +159,6 @@ def _setup(model, key, inputs, hyper, obs):
     info = initialize_model(
         key,
         model,
-        # random starts within radius 2 of the unconstrained origin (the best of 16 is
-        # kept, see _start); prior-median starts were tried and left more chains stuck
-        # in a second mode (kaplan_nd, downstream)
         init_strategy=init_to_uniform(radius=2.0),
         model_args=(inputs, hyper),
         model_kwargs=obs,
@@ -197,9 +244,10 @@ def _start(info, key, candidates: int):
     above the mode) gives the first trajectories so much energy that one can plunge into
     the sigma -> 0 funnel, where the step size collapses to ~1e-14 and the chain never
     leaves (seen: 1 chain in ~50 on a 12-run kaplan_d ladder, R-hat 1.59). Keeping the
-    lowest-potential of 16 draws (numpyro's first start included) costs 16 potential
-    evaluations and removed those stalls; the starts still differ between chains (each
-    chain draws its own 16), so R-hat keeps its power to reveal several modes.
+    lowest-potential of 16 draws costs 16 potential evaluations and removed those stalls;
+    the starts still differ between chains (each chain draws its own 16), so R-hat keeps
+    its power to reveal several modes. Should no draw have a finite potential, the chain
+    starts at the feasible point of :func:`_setup` (and the diagnostics judge the result).
     """
     import jax
     import jax.numpy as jnp
@@ -211,10 +259,11 @@ def _start(info, key, candidates: int):
     def potential(f):
         return info.potential_fn(unravel(f))
 
-    draws = jax.random.uniform(key, (candidates - 1, flat.size), minval=-2.0, maxval=2.0)
-    cand = jnp.concatenate([flat[None], draws.astype(flat.dtype)])
-    pe = jax.vmap(potential)(cand)
-    best = cand[jnp.argmin(jnp.where(jnp.isfinite(pe), pe, jnp.inf))]
+    cand = jax.random.uniform(key, (candidates, flat.size), minval=-2.0, maxval=2.0)
+    pe = jax.vmap(potential)(cand.astype(flat.dtype))
+    pe = jnp.where(jnp.isfinite(pe), pe, jnp.inf)
+    best = jnp.argmin(pe)
+    best = jnp.where(jnp.isfinite(pe[best]), cand[best].astype(flat.dtype), flat)
     pe, grad = jax.value_and_grad(potential)(best)
     return ParamInfo(unravel(best), pe, unravel(grad))
 
