@@ -79,7 +79,7 @@ def fit(
     pooling: str | None = None,
     chains: int = 4,
     draws: int = 1000,
-    warmup: int = 1000,
+    warmup: int | None = None,
     seed: int = 0,
     device: str = "auto",
     progress: bool | None = None,
@@ -89,6 +89,7 @@ def fit(
     command: str | None = None,
     discrepancy: bool = False,
     loss_mask: np.ndarray | None = None,
+    warm_start: Fit | None = None,
 ) -> Fit:
     """Fit a scaling law to runs and return the posterior as a :class:`Fit`.
 
@@ -102,7 +103,8 @@ def fit(
         priors: overrides by site name, e.g. ``{"alpha": "Uniform(low=0, high=1)"}``.
         likelihood: ``student_t`` (default) or ``normal``.
         pooling: ``none`` / ``shared`` / ``partial`` across groups.
-        chains, draws, warmup: NUTS settings (per chain).
+        chains, draws, warmup: NUTS settings (per chain); ``warmup`` defaults to 1000, or
+            to 200 with ``warm_start``.
         seed: PRNG seed; the same seed gives the same draws on the same machine.
         device: ``cpu``, ``gpu`` or ``auto`` (GPU when JAX sees one).
         progress: progress bar (default on, off when ``CI`` or ``BAYESCALE_NO_PROGRESS`` is set).
@@ -123,10 +125,28 @@ def fit(
             the loss-law likelihood while its (loss, error) pair still informs the
             downstream link (Gadre et al.'s 1.4B M=20 run). Default priors and the
             reference scale then come from the runs with True.
+        warm_start: a previous :class:`Fit` of the same model structure and number of
+            chains (e.g. before a new run arrived, or on the original data of a bootstrap
+            resample): each chain starts where that fit's chain ended, with its adapted
+            mass matrix, and warm-up (200 iterations by default) adapts only the step
+            size. A refit on new data of the same shape then takes about half the
+            sampling time. The diagnostics judge the result as for any fit: if the new
+            posterior is far from the old one, fit without ``warm_start``.
 
     Returns:
         The :class:`~bayescale.posterior.Fit`.
+
+    Example:
+        >>> import bayescale as bs
+        >>> runs = bs.simulate_ladder(seed=0)                                  # doctest: +SKIP
+        >>> cols = dict(params="params", tokens="tokens", loss="loss")
+        >>> first = bs.fit(runs, "chinchilla", **cols)                         # doctest: +SKIP
+        >>> again = bs.fit(runs.iloc[1:], "chinchilla", warm_start=first, **cols)  # doctest: +SKIP
+        >>> again.info["warmup"], again.info["warm_start"]                     # doctest: +SKIP
+        (200, True)
     """
+    if warmup is None:
+        warmup = 1000 if warm_start is None else 200
     for name, value, low in (("chains", chains, 1), ("draws", draws, 1), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise ValueError(f"{name} must be an integer >= {low} but got {value!r}")
@@ -159,8 +179,9 @@ def fit(
     if target_accept is None:
         partial = scaling_model.spec.pooling == "partial" and scaling_model.grouped
         target_accept = 0.97 if partial else 0.95
+    start = _warm_start(warm_start, scaling_model, chains=chains, dense_mass=dense_mass)
     started = time.perf_counter()
-    samples, stats = sample(
+    samples, stats, end = sample(
         scaling_model,
         runs,
         chains=chains,
@@ -172,6 +193,7 @@ def fit(
         target_accept=target_accept,
         dense_mass=dense_mass,
         loss_mask=loss_mask,
+        start=start,
     )
     info = run_info(
         runs,
@@ -187,7 +209,37 @@ def fit(
     info["command"] = command if command is not None else _describe_call(data, spec, info)
     if loss_mask is not None:
         info["loss_mask"] = [bool(v) for v in loss_mask]
-    return Fit(scaling_model, samples, stats, runs, info)
+    info["warm_start"] = start is not None
+    result = Fit(scaling_model, samples, stats, runs, info)
+    result.sampler_end = end
+    return result
+
+
+def _warm_start(previous, scaling_model: ScalingModel, *, chains: int, dense_mass: bool):
+    """The sampler ``start`` from a previous fit, checked against this fit's settings."""
+    if previous is None:
+        return None
+    if not isinstance(previous, Fit):
+        raise ValueError(f"warm_start must be a Fit but got {type(previous).__name__}")
+    if previous.sampler_end is None:
+        raise ValueError(
+            "warm_start: this Fit has no sampler end state (fits read from a file or made by "
+            "fit_many have none); fit without warm_start"
+        )
+    if previous.model.static_key() != scaling_model.static_key():
+        raise ValueError(
+            "warm_start: the previous fit is of another model structure (law, likelihood, "
+            "pooling, groups or prior families differ); fit without warm_start"
+        )
+    had = int(previous.info.get("chains", len(previous.sampler_end["step_size"])))
+    if had != chains:
+        raise ValueError(f"warm_start: the previous fit has {had} chains but chains={chains}")
+    if bool(previous.info.get("dense_mass", True)) != bool(dense_mass):
+        raise ValueError(
+            f"warm_start: the previous fit has dense_mass={previous.info.get('dense_mass')} "
+            f"but dense_mass={dense_mass}"
+        )
+    return previous.sampler_end
 
 
 def run_info(
@@ -277,8 +329,10 @@ def sample(
     target_accept: float = 0.9,
     dense_mass: bool = True,
     loss_mask: np.ndarray | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Run NUTS; return samples and sample stats shaped ``(chains, draws, ...)``.
+    start: dict | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Run NUTS; return samples and sample stats shaped ``(chains, draws, ...)`` and where
+    each chain ended (see :func:`bayescale.sampler.run_chains`).
 
     The compiled sampler is cached per model structure and settings; new data of the
     same padded shape reuses it without recompiling.
@@ -288,7 +342,7 @@ def sample(
 
     dev = select_device(device)
     inputs, hyper, obs = model_arguments(scaling_model, runs, loss_mask=loss_mask)
-    samples, stats = run_chains(
+    samples, stats, end = run_chains(
         scaling_model.model,
         scaling_model.static_key(),
         int(seed),  # the key data of jax.random.PRNGKey(seed), built without a JAX dispatch
@@ -303,5 +357,6 @@ def sample(
         device=dev,
         progress=progress,
         persist=scaling_model.portable,
+        start=start,
     )
-    return as_draws(samples, stats)
+    return (*as_draws(samples, stats), end)

@@ -183,6 +183,9 @@ class Fit:
         self.info.setdefault("bayescale_version", _version())
         self._diagnostics: Diagnostics | None = None
         self._summary_cache: dict[float, pd.DataFrame] = {}
+        #: where each chain ended and the metric it used (``fit(..., warm_start=this)``);
+        #: None for fits read from a file or made by ``fit_many``
+        self.sampler_end: dict[str, np.ndarray] | None = None
         if not self.diagnostics.ok and self.info.get("warn", True):
             warnings.warn(
                 f"fit diagnostics not ok: {self.diagnostics.verdict()}", FitWarning, stacklevel=2

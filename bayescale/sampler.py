@@ -66,6 +66,9 @@ class _Settings:
     dense_mass: bool
     target_accept: float
     max_tree_depth: int
+    #: start from given points with a given mass matrix (``start`` of :func:`run_chains`),
+    #: adapting only the step size during warm-up
+    warm: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,10 +170,20 @@ def _setup_searching(model, key, inputs, hyper, obs):  # pragma: no cover - fall
     return info, init_kernel, sample_kernel
 
 
-def _init_kernel(init_kernel, s: _Settings, param_info, key):
+def _init_kernel(init_kernel, s: _Settings, param_info, key, start=None):
+    metric = {}
+    if s.warm:
+        # a warm start keeps the given metric and adapts only the step size (one window)
+        metric = {"adapt_mass_matrix": False}
+        if start is not None:
+            metric |= {
+                "inverse_mass_matrix": start["inverse_mass_matrix"],
+                "step_size": start["step_size"],
+            }
     return init_kernel(
         param_info,
         s.warmup,
+        **metric,
         dense_mass=s.dense_mass,
         target_accept_prob=s.target_accept,
         # warm-up trees at most 2^6 - 1 leapfrog steps: before the first mass-matrix
@@ -186,13 +199,17 @@ def _kept(state):
     return state.z, state.diverging, state.energy, state.num_steps
 
 
-def _job_init(model, s: _Settings, key, data):
+def _job_init(model, s: _Settings, key, start, data):
     import jax
     import jax.numpy as jnp
 
     k_init, k_cand, k_run = jax.random.split(key, 3)
     info, init_kernel, _ = _setup(model, k_init, *data)
-    state = _init_kernel(init_kernel, s, _start(info, k_cand, INIT_CANDIDATES), k_run)
+    if start is None:
+        param_info = _start(info, k_cand, INIT_CANDIDATES)
+    else:
+        param_info = _at(info, start["z"])
+    state = _init_kernel(init_kernel, s, param_info, k_run, start)
     buffers = jax.tree.map(
         lambda a: jnp.zeros((s.draws, *jnp.shape(a)), jnp.result_type(a)), _kept(state)
     )
@@ -268,6 +285,32 @@ def _start(info, key, candidates: int):
     return ParamInfo(unravel(best), pe, unravel(grad))
 
 
+def _at(info, flat):
+    """numpyro's ParamInfo at the flat unconstrained point ``flat``."""
+    import jax
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.util import ParamInfo
+
+    _, unravel = ravel_pytree(info.param_info.z)
+
+    def potential(f):
+        return info.potential_fn(unravel(f))
+
+    pe, grad = jax.value_and_grad(potential)(flat)
+    return ParamInfo(unravel(flat), pe, unravel(grad))
+
+
+def _end_state(state) -> dict:
+    """Where a chain ended and the metric it used: the ``start`` of a warm refit."""
+    from jax.flatten_util import ravel_pytree
+
+    return {
+        "z": ravel_pytree(state.z)[0],
+        "inverse_mass_matrix": state.adapt_state.inverse_mass_matrix,
+        "step_size": state.adapt_state.step_size,
+    }
+
+
 # ------------------------------------------------------------------ jobs over devices
 def _over_jobs(fn, layout: _Layout, n_job_args: int, batched: bool):
     """``fn(*job_args, data)`` for one job -> the same over all (padded) jobs.
@@ -316,10 +359,11 @@ def _over_jobs(fn, layout: _Layout, n_job_args: int, batched: bool):
 
 @dataclass
 class _Programs:
-    init: Callable  # (rng_keys, which, zero, zero, data) -> (leaves, buffers)
+    init: Callable  # (rng_keys, start, which, zero, zero, data) -> (leaves, buffers)
     advance: Callable  # (leaves, buffers, which, i0, i1, data) -> (leaves, buffers)
-    finish: Callable  # (z, which, zero, zero, data) -> constrained draws
+    finish: Callable  # (z, leaves, which, zero, zero, data) -> (constrained draws, end)
     layout: _Layout
+    init_avals: tuple = ()
 
     @property
     def ready(self) -> bool:
@@ -338,39 +382,42 @@ def _programs(model, static_key, s: _Settings, layout: _Layout, batched, data, p
     over = partial(_over_jobs, layout=layout, batched=batched)
     chains = s.chains
 
-    def init(rng_keys, which, _i0, _i1, data):
+    def init(rng_keys, start, which, _i0, _i1, data):
         keys = jax.vmap(lambda k: jax.random.split(k, chains))(rng_keys).reshape(-1, 2)
         keys = jax.numpy.concatenate([keys, keys[: layout.padded - layout.jobs]])
 
-        def job(k, _i0, _i1, data):
-            state, buffers = _job_init(model, s, k, data)
+        def job(k, start, _i0, _i1, data):
+            state, buffers = _job_init(model, s, k, start, data)
             _STATE_TREES[key] = jax.tree.structure(state)
             return jax.tree.leaves(state), buffers
 
-        return over(job, n_job_args=2)(keys, which, _i0, _i1, data)
+        return over(job, n_job_args=3)(keys, start, which, _i0, _i1, data)
 
-    def state_tree(which, data):
+    def state_tree():
         if key not in _STATE_TREES:  # only when init came from disk and advance did not
-            rng = np.zeros((layout.n_sets, 2), np.uint32)
-            jax.eval_shape(init, rng, which, np.int32(0), np.int32(0), data)
+            jax.eval_shape(init, *progs.init_avals)
         return _STATE_TREES[key]
 
     def advance(leaves, buffers, which, i0, i1, data):
-        tree = state_tree(which, data)
+        tree = state_tree()
         job = partial(_job_advance, model, s, tree)
         return over(job, n_job_args=3)(leaves, buffers, which, i0, i1, data)
 
-    def finish(z, which, _i0, _i1, data):
+    def finish(z, leaves, which, _i0, _i1, data):
         zero_key = jax.numpy.zeros(2, jax.numpy.uint32)
-        return over(lambda z, _a, _b, d: _job_finish(model, zero_key, z, d), n_job_args=2)(
-            z, which, _i0, _i1, data
-        )
+        tree = state_tree()
+
+        def job(z, leaves, _a, _b, data):
+            end = _end_state(jax.tree.unflatten(tree, leaves))
+            return _job_finish(model, zero_key, z, data), end
+
+        return over(job, n_job_args=3)(z, leaves, which, _i0, _i1, data)
 
     shard = _shardings(layout)
     progs = _Programs(
-        _Program("init", init, key, shard, (False, True), persist),
+        _Program("init", init, key, shard, (False, True, True), persist),
         _Program("advance", advance, key, shard, (True, True, True), persist),
-        _Program("finish", finish, key, shard, (True, True), persist),
+        _Program("finish", finish, key, shard, (True, True, True), persist),
         layout,
     )
     _PROGRAMS[key] = progs
@@ -453,7 +500,7 @@ class _Program:
         return exported
 
 
-def _prepare(progs: _Programs, keys, which, data) -> None:
+def _prepare(progs: _Programs, keys, start, which, data) -> None:
     """Lower the three programs (init's outputs shape advance's inputs), compile in parallel."""
     import jax
 
@@ -464,9 +511,11 @@ def _prepare(progs: _Programs, keys, which, data) -> None:
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), info)
 
     zero, data_avals, which_aval = aval(np.int32(0)), jax.tree.map(aval, data), aval(which)
-    leaves, buffers = plain(progs.init.lower((aval(keys), which_aval, zero, zero, data_avals)))
+    start_avals = jax.tree.map(aval, start)
+    progs.init_avals = (aval(keys), start_avals, which_aval, zero, zero, data_avals)
+    leaves, buffers = plain(progs.init.lower(progs.init_avals))
     progs.advance.lower((leaves, buffers, which_aval, zero, zero, data_avals))
-    progs.finish.lower((buffers[0], which_aval, zero, zero, data_avals))
+    progs.finish.lower((buffers[0], leaves, which_aval, zero, zero, data_avals))
     parts = (progs.init, progs.advance, progs.finish)
     from concurrent.futures import ThreadPoolExecutor
 
@@ -584,14 +633,27 @@ def run_chains(
     device=None,
     progress=False,
     persist=True,
+    start=None,
 ):
-    """Run NUTS chains for one dataset; returns numpy ``(chains, draws, ...)`` arrays.
+    """Run NUTS chains for one dataset.
+
+    Returns numpy ``(samples, stats, end)``: samples and stats shaped ``(chains, draws,
+    ...)``, and ``end``, where each chain ended (``z``: flat unconstrained point) with the
+    metric it used (``inverse_mass_matrix``, ``step_size``). Passing a previous ``end`` as
+    ``start`` warm-starts the chains there with that metric: warm-up then adapts only the
+    step size.
 
     ``rng_key`` is a JAX PRNG key or an integer seed. ``persist=False`` keeps the
     programs out of the on-disk store (custom laws: user code bayescale cannot digest).
     """
     settings = _Settings(
-        chains, warmup, draws, bool(dense_mass), float(target_accept), int(max_tree_depth)
+        chains,
+        warmup,
+        draws,
+        bool(dense_mass),
+        float(target_accept),
+        int(max_tree_depth),
+        warm=start is not None,
     )
     return _run(
         model,
@@ -604,6 +666,7 @@ def run_chains(
         progress=progress,
         settings=settings,
         persist=persist,
+        start=start,
     )
 
 
@@ -635,7 +698,7 @@ def run_many(
     settings = _Settings(
         chains, warmup, draws, bool(dense_mass), float(target_accept), int(max_tree_depth)
     )
-    return _run(
+    samples, stats, _ = _run(
         model,
         static_key,
         np.stack([_key_data(k) for k in rng_keys]),
@@ -646,11 +709,24 @@ def run_many(
         progress=False,
         settings=settings,
         persist=persist,
+        start=None,
     )
+    return samples, stats
 
 
 def _run(
-    model, static_key, keys, data, *, batched, chain_method, device, progress, settings, persist
+    model,
+    static_key,
+    keys,
+    data,
+    *,
+    batched,
+    chain_method,
+    device,
+    progress,
+    settings,
+    persist,
+    start,
 ):
     """The programs for these settings, run on ``keys`` and ``data``; numpy out."""
     import jax
@@ -663,10 +739,12 @@ def _run(
     total = s.warmup + s.draws
     with jax.default_device(device) if device is not None else _null():
         progs = _programs(model, static_key, s, layout, batched, data, persist)
+        if start is not None:
+            start = {k: _pad_jobs(np.asarray(v), layout) for k, v in start.items()}
         if not progs.ready:
-            _prepare(progs, keys, which, data)
+            _prepare(progs, keys, start, which, data)
         zero = np.int32(0)
-        leaves, buffers = progs.init(keys, which, zero, zero, data)
+        leaves, buffers = progs.init(keys, start, which, zero, zero, data)
         bar = _Progress(total, "NUTS") if progress else None
         try:
             for i0, i1 in _bounds(total, PROGRESS_CALLS if bar else 1):
@@ -680,7 +758,7 @@ def _run(
             if bar is not None:
                 bar.close()
         z, diverging, energy, n_steps = buffers
-        constrained = progs.finish(z, which, zero, zero, data)
+        constrained, end = progs.finish(z, leaves, which, zero, zero, data)
         stats = {"diverging": diverging, "energy": energy, "n_steps": n_steps}
 
         def host(a):
@@ -688,7 +766,12 @@ def _run(
             a = a.reshape(layout.n_sets, s.chains, *a.shape[1:])
             return a if batched else a[0]
 
-        return jax.tree.map(host, constrained), jax.tree.map(host, stats)
+        return jax.tree.map(host, constrained), jax.tree.map(host, stats), jax.tree.map(host, end)
+
+
+def _pad_jobs(a: np.ndarray, layout: _Layout) -> np.ndarray:
+    """``(jobs, ...)`` per-job values padded as the jobs are (copies of the first ones)."""
+    return np.concatenate([a, a[: layout.padded - layout.jobs]])
 
 
 def _host_devices(chain_method: str) -> tuple:
