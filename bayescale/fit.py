@@ -231,7 +231,7 @@ def _warm_start(previous, scaling_model: ScalingModel, *, chains: int, dense_mas
             "warm_start: the previous fit is of another model structure (law, likelihood, "
             "pooling, groups or prior families differ); fit without warm_start"
         )
-    had = int(previous.info.get("chains", len(previous.sampler_end["step_size"])))
+    had = len(previous.sampler_end["step_size"])
     if had != chains:
         raise ValueError(f"warm_start: the previous fit has {had} chains but chains={chains}")
     if bool(previous.info.get("dense_mass", True)) != bool(dense_mass):

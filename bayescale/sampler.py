@@ -85,10 +85,19 @@ class _Layout:
     def padded(self) -> int:
         return len(self.devices) * self.per if self.method == "parallel" else self.jobs
 
+    def pad(self, a: np.ndarray) -> np.ndarray:
+        """``(jobs, ...)`` per-job values padded as the jobs are (copies of the first ones)."""
+        return np.concatenate([a, a[: self.padded - self.jobs]])
+
     def which(self, chains: int) -> np.ndarray:
-        """Dataset index of each (padded) job; padding repeats the first jobs."""
-        which = np.repeat(np.arange(self.n_sets, dtype=np.int32), chains)
-        return np.concatenate([which, which[: self.padded - self.jobs]])
+        """Dataset index of each (padded) job."""
+        return self.pad(np.repeat(np.arange(self.n_sets, dtype=np.int32), chains))
+
+    def mesh(self):
+        """The device mesh of the parallel layout (one axis, ``d``)."""
+        from jax.sharding import Mesh
+
+        return Mesh(np.array(self.devices), ("d",))
 
     def key(self) -> tuple:
         return (self.method, self.n_sets, self.jobs, tuple(d.id for d in self.devices), self.per)
@@ -269,7 +278,6 @@ def _start(info, key, candidates: int):
     import jax
     import jax.numpy as jnp
     from jax.flatten_util import ravel_pytree
-    from numpyro.infer.util import ParamInfo
 
     flat, unravel = ravel_pytree(info.param_info.z)
 
@@ -281,8 +289,7 @@ def _start(info, key, candidates: int):
     pe = jnp.where(jnp.isfinite(pe), pe, jnp.inf)
     best = jnp.argmin(pe)
     best = jnp.where(jnp.isfinite(pe[best]), cand[best].astype(flat.dtype), flat)
-    pe, grad = jax.value_and_grad(potential)(best)
-    return ParamInfo(unravel(best), pe, unravel(grad))
+    return _at(info, best)
 
 
 def _at(info, flat):
@@ -332,7 +339,6 @@ def _over_jobs(fn, layout: _Layout, n_job_args: int, batched: bool):
     if layout.method == "vectorized":
         return jax.vmap(one, in_axes=(0,) * n_job_args + (None,) * 3)
 
-    from jax.sharding import Mesh
     from jax.sharding import PartitionSpec as P
 
     def device_jobs(*args):
@@ -345,10 +351,9 @@ def _over_jobs(fn, layout: _Layout, n_job_args: int, batched: bool):
             return jax.tree.map(lambda a: a[None], out)
         return lax.map(lambda ja: one(*ja, *shared), job_args)
 
-    mesh = Mesh(np.array(layout.devices), ("d",))
     return jax.shard_map(
         device_jobs,
-        mesh=mesh,
+        mesh=layout.mesh(),
         in_specs=(P("d"),) * n_job_args + (P(),) * 3,
         out_specs=P("d"),
         # numpyro's while loops mix per-device and replicated values in their carries,
@@ -428,10 +433,10 @@ def _shardings(layout: _Layout):
     """``(sharded, replicated)`` NamedShardings of the parallel layout, else None."""
     if layout.method != "parallel":
         return None
-    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    mesh = Mesh(np.array(layout.devices), ("d",))
+    mesh = layout.mesh()
     return NamedSharding(mesh, P("d")), NamedSharding(mesh, P())
 
 
@@ -740,7 +745,7 @@ def _run(
     with jax.default_device(device) if device is not None else _null():
         progs = _programs(model, static_key, s, layout, batched, data, persist)
         if start is not None:
-            start = {k: _pad_jobs(np.asarray(v), layout) for k, v in start.items()}
+            start = {k: layout.pad(np.asarray(v)) for k, v in start.items()}
         if not progs.ready:
             _prepare(progs, keys, start, which, data)
         zero = np.int32(0)
@@ -767,11 +772,6 @@ def _run(
             return a if batched else a[0]
 
         return jax.tree.map(host, constrained), jax.tree.map(host, stats), jax.tree.map(host, end)
-
-
-def _pad_jobs(a: np.ndarray, layout: _Layout) -> np.ndarray:
-    """``(jobs, ...)`` per-job values padded as the jobs are (copies of the first ones)."""
-    return np.concatenate([a, a[: layout.padded - layout.jobs]])
 
 
 def _host_devices(chain_method: str) -> tuple:

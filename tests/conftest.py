@@ -67,3 +67,26 @@ def two_arm_fits():
             frame, "gadre2024", **cols, group="group", pooling="shared", **TWO_ARM_SAMPLER
         ),
     }
+
+
+def saturating_power_case():
+    """``(law, truth, frame)``: a user-defined law ``E + A (N / 1e8)^-a`` and a 12-run ladder."""
+    import numpy as np
+
+    import bayescale as bs
+
+    law = bs.custom_law(
+        "test_saturating_power",
+        lambda t, params: t["E"] + t["A"] * (params / 1e8) ** -t["a"],
+        {
+            "E": "Uniform(low=0, high=3)",
+            "A": "LogNormal(mu=0, sigma=1)",
+            "a": "Uniform(low=0, high=1.5)",
+        },
+        inputs=("params",),
+    )
+    truth = {"E": 1.8, "A": 1.5, "a": 0.35}
+    frame = bs.simulate_ladder(
+        law, truth, params=np.geomspace(1e6, 1e10, 12), tokens_per_param=(20.0,), seed=4
+    )
+    return law, truth, frame

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FAST
+from conftest import FAST, saturating_power_case
 
 import bayescale as bs
 from bayescale.simulate import HOFFMANN_2022
@@ -209,20 +209,7 @@ def test_shared_pooling_narrows_exponents_against_no_pooling():
 
 
 def test_user_defined_law_fits_without_editing_the_package():
-    law = bs.custom_law(
-        "test_saturating_power",
-        lambda t, params: t["E"] + t["A"] * (params / 1e8) ** -t["a"],
-        {
-            "E": "Uniform(low=0, high=3)",
-            "A": "LogNormal(mu=0, sigma=1)",
-            "a": "Uniform(low=0, high=1.5)",
-        },
-        inputs=("params",),
-    )
-    truth = {"E": 1.8, "A": 1.5, "a": 0.35}
-    frame = bs.simulate_ladder(
-        law, truth, params=np.geomspace(1e6, 1e10, 12), tokens_per_param=(20.0,), seed=4
-    )
+    law, truth, frame = saturating_power_case()
     result = bs.fit(_read(frame), law, seed=0, **FAST)
     assert result.diagnostics.ok
     for name, value in truth.items():

@@ -8,7 +8,7 @@ traced.
 
 import numpy as np
 import pytest
-from conftest import FAST
+from conftest import FAST, saturating_power_case
 
 import bayescale as bs
 from bayescale import sampler
@@ -117,23 +117,7 @@ def test_program_names_change_with_the_package_source(monkeypatch):
 
 
 def test_custom_law_programs_are_never_written(store):
-    law = bs.custom_law(
-        "test_store_power",
-        lambda t, params: t["E"] + t["A"] * (params / 1e8) ** -t["a"],
-        {
-            "E": "Uniform(low=0, high=3)",
-            "A": "LogNormal(mu=0, sigma=1)",
-            "a": "Uniform(low=0, high=1.5)",
-        },
-        inputs=("params",),
-    )
-    frame = bs.simulate_ladder(
-        law,
-        {"E": 1.8, "A": 1.5, "a": 0.35},
-        params=np.geomspace(1e6, 1e10, 12),
-        tokens_per_param=(20.0,),
-        seed=4,
-    )
+    law, _, frame = saturating_power_case()
     runs = bs.read_runs(frame, params="params", loss="loss")
     result = bs.fit(runs, law, seed=0, progress=False, **SMALL)
     assert result.samples["a"].shape == (FAST["chains"], FAST["draws"])
