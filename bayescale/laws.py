@@ -1,8 +1,8 @@
 r"""Scaling laws as pure ``jax.numpy`` functions of centred log-inputs.
 
 Every law maps sampled parameters ``theta`` and centred log-inputs
-``x[input] = log(input) - log(input_ref)`` to the log of the predicted loss, using
-``logaddexp`` so that sums of power-law terms never under- or overflow. Centring at the
+``x[input] = log(input) - log(input_ref)`` to the log of the predicted loss, using a
+max-shifted ``logsumexp`` so that sums of power-law terms never under- or overflow. Centring at the
 data's reference scale (the geometric mean of each input) turns a coefficient such as
 Chinchilla's ``A`` into the log-size of its term at the reference model,
 ``log_N_term = log A - alpha * log N_ref``, which decorrelates it from the exponent and
@@ -171,12 +171,23 @@ def _term_prior(fraction: float = 0.25, sigma: float = 1.5) -> Callable[[DataSum
 
 
 def _lae(*terms):
+    """``log(sum(exp(terms)))`` of broadcastable terms, shifted by their maximum.
+
+    One ``log`` and one ``exp`` per term: chained ``jnp.logaddexp`` spent a ``log1p``
+    per pair plus its NaN guards and custom derivative, which made the potential's
+    gradient on 245 Chinchilla runs 2.1x slower (16.9 vs 7.9 us per evaluation).
+    """
+    import jax
     import jax.numpy as jnp
 
-    out = terms[0]
+    terms = jnp.broadcast_arrays(*terms)
+    top = terms[0]
     for term in terms[1:]:
-        out = jnp.logaddexp(out, term)
-    return out
+        top = jnp.maximum(top, term)
+    # the shift is a constant for the derivative (as in jax.nn.logsumexp); all terms
+    # -inf (or one +inf) must not make it inf - inf = nan
+    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
+    return top + jnp.log(sum(jnp.exp(term - top) for term in terms))
 
 
 def _log(v):

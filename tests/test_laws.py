@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bayescale as bs
-from bayescale.laws import get_law, list_laws
+from bayescale.laws import _lae, get_law, list_laws
 
 RNG = np.random.default_rng(0)
 N = np.geomspace(1e7, 1e11, 7)
@@ -127,6 +127,30 @@ def test_centring_changes_the_coordinates_not_the_law(name, options, truth, form
     back = law.to_reported(theta, log_ref)
     for key, value in truth.items():
         np.testing.assert_allclose(back[key], value, rtol=1e-10)
+
+
+def test_log_sum_of_terms_is_exact_where_exp_overflows():
+    import jax
+    import jax.numpy as jnp
+
+    from bayescale._jax import configure
+
+    configure()  # float64, as every fit runs
+    rng = np.random.default_rng(0)
+    a, b, c = rng.normal(scale=300.0, size=(3, 1000))  # exp() of most of these overflows
+    expected = np.logaddexp(np.logaddexp(a, b), c)
+    np.testing.assert_allclose(_lae(a, b, c), expected, rtol=1e-14, atol=1e-13)
+    # broadcasting (a scalar irreducible term), all -inf, and +inf
+    np.testing.assert_allclose(_lae(0.0, np.array([0.0, -np.inf])), [np.log(2.0), 0.0])
+    assert float(_lae(-np.inf, -np.inf)) == -np.inf
+    assert float(_lae(np.inf, 1.0)) == np.inf
+    # its gradient is the softmax of the terms, and finite next to a -inf term
+    x = jnp.array([1.0, 2.0, 3.0])
+    grad = jax.grad(lambda v: _lae(v[0], v[1], v[2]))(x)
+    np.testing.assert_allclose(grad, np.exp(x - np.log(np.exp(x).sum())), rtol=1e-14)
+    np.testing.assert_array_equal(
+        jax.grad(lambda v: _lae(v[0], v[1]))(jnp.array([-jnp.inf, 2.0])), [0.0, 1.0]
+    )
 
 
 def test_law_functions_broadcast_over_draws_and_runs():
