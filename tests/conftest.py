@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -90,3 +91,18 @@ def saturating_power_case():
         law, truth, params=np.geomspace(1e6, 1e10, 12), tokens_per_param=(20.0,), seed=4
     )
     return law, truth, frame
+
+
+def assert_same_posterior(a, b, names=("E", "A", "B", "alpha", "beta", "sigma")):
+    """Two fits' draws are two independent chain sets of one posterior: their medians differ
+    by Monte Carlo error only (sd of a median's error ~1.25 sd / sqrt(ESS) for each, |z| < 4)
+    and their spreads agree (sd ratio within 0.8-1.25)."""
+    a, b = a.summary(), b.summary()
+    for name in names:
+        mcse = 1.25 * np.hypot(
+            a.loc[name, "sd"] / np.sqrt(a.loc[name, "ess_bulk"]),
+            b.loc[name, "sd"] / np.sqrt(b.loc[name, "ess_bulk"]),
+        )
+        z = (b.loc[name, "median"] - a.loc[name, "median"]) / mcse
+        assert abs(z) < 4, (name, z)
+        assert 0.8 < b.loc[name, "sd"] / a.loc[name, "sd"] < 1.25, name

@@ -8,7 +8,7 @@ traced.
 
 import numpy as np
 import pytest
-from conftest import FAST, saturating_power_case
+from conftest import FAST, assert_same_posterior, saturating_power_case
 
 import bayescale as bs
 from bayescale import sampler
@@ -127,3 +127,31 @@ def test_custom_law_programs_are_never_written(store):
 def test_store_off_keeps_programs_in_memory(tmp_path, monkeypatch):
     monkeypatch.setenv("BAYESCALE_CACHE_DIR", "off")
     assert sampler._program_path("init", ("anything",)) is None
+
+
+def test_once_per_fit_programs_compile_light_and_fall_back(store, monkeypatch):
+    """init and finish compile without LLVM optimisation; an XLA without that option still
+    compiles them (as usual) and samples the same posterior (not the same bits: the
+    optimised init rounds differently, so the chains start apart)."""
+    seen = {}
+    real = sampler._Program.compile
+
+    def recording(self):
+        seen[self.name] = self.options
+        return real(self)
+
+    monkeypatch.setattr(sampler._Program, "compile", recording)
+    runs = _runs()
+    light = _fit(runs)
+    assert seen == {
+        "init": sampler._LIGHT_OPTIONS,
+        "advance": None,
+        "finish": sampler._LIGHT_OPTIONS,
+    }
+
+    _fresh_process(monkeypatch)
+    monkeypatch.setattr(sampler, "_LIGHT_OPTIONS", {"xla_no_such_option": 1})
+    refused = _fit(runs)  # loads the stored programs, compiles init/finish the usual way
+    assert refused.diagnostics.ok
+    assert seen["init"] == {"xla_no_such_option": 1}
+    assert_same_posterior(light, refused)

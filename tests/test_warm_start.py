@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import FAST
+from conftest import FAST, assert_same_posterior
 
 import bayescale as bs
 
@@ -31,18 +31,7 @@ def test_warm_refit_matches_a_cold_fit_of_the_new_data(first):
     assert warm.info["warm_start"] is True and warm.info["warmup"] == 200
     assert cold.info["warm_start"] is False
     assert warm.diagnostics.ok, warm.diagnostics.verdict()
-    a, b = cold.summary(), warm.summary()
-    for name in ("E", "A", "B", "alpha", "beta", "sigma"):
-        # two independent chains sets of one posterior: medians differ by Monte Carlo
-        # error only; its sd is ~1.25 sd / sqrt(ESS) for each
-        mcse = 1.25 * np.hypot(
-            a.loc[name, "sd"] / np.sqrt(a.loc[name, "ess_bulk"]),
-            b.loc[name, "sd"] / np.sqrt(b.loc[name, "ess_bulk"]),
-        )
-        z = (b.loc[name, "median"] - a.loc[name, "median"]) / mcse
-        assert abs(z) < 4, (name, z)
-        # and the spread is the same posterior's
-        assert 0.8 < b.loc[name, "sd"] / a.loc[name, "sd"] < 1.25, name
+    assert_same_posterior(cold, warm)
 
 
 def test_end_state_has_one_point_and_metric_per_chain(first):
