@@ -72,8 +72,6 @@ def two_arm_fits():
 
 def saturating_power_case():
     """``(law, truth, frame)``: a user-defined law ``E + A (N / 1e8)^-a`` and a 12-run ladder."""
-    import numpy as np
-
     import bayescale as bs
 
     law = bs.custom_law(
@@ -93,10 +91,12 @@ def saturating_power_case():
     return law, truth, frame
 
 
-def assert_same_posterior(a, b, names=("E", "A", "B", "alpha", "beta", "sigma")):
+def assert_same_posterior(
+    a, b, names=("E", "A", "B", "alpha", "beta", "sigma"), z_max=4.0, sd_ratio=(0.8, 1.25), label=()
+):
     """Two fits' draws are two independent chain sets of one posterior: their medians differ
-    by Monte Carlo error only (sd of a median's error ~1.25 sd / sqrt(ESS) for each, |z| < 4)
-    and their spreads agree (sd ratio within 0.8-1.25)."""
+    by Monte Carlo error only (sd of a median's error ~1.25 sd / sqrt(ESS) for each, |z| <
+    ``z_max``) and their spreads agree (``b``'s sd over ``a``'s within ``sd_ratio``)."""
     a, b = a.summary(), b.summary()
     for name in names:
         mcse = 1.25 * np.hypot(
@@ -104,5 +104,6 @@ def assert_same_posterior(a, b, names=("E", "A", "B", "alpha", "beta", "sigma"))
             b.loc[name, "sd"] / np.sqrt(b.loc[name, "ess_bulk"]),
         )
         z = (b.loc[name, "median"] - a.loc[name, "median"]) / mcse
-        assert abs(z) < 4, (name, z)
-        assert 0.8 < b.loc[name, "sd"] / a.loc[name, "sd"] < 1.25, name
+        assert abs(z) < z_max, (*label, name, z)
+        ratio = b.loc[name, "sd"] / a.loc[name, "sd"]
+        assert sd_ratio[0] < ratio < sd_ratio[1], (*label, name, ratio)
