@@ -15,8 +15,9 @@ data-dependent ``E ~ Uniform(0, min loss)``) and the same centred log-inputs -- 
   4500 starts on the Huber loss (delta = 1e-3) of log loss, and 1000 bootstrap refits;
 * batches of 64 datasets fitted with ``bs.fit_many`` versus 64 sequential ``bs.fit`` calls,
   each in a fresh process with an empty cache (both pay their one compile): bootstrap
-  resamples of the Chinchilla points (4 x (500 + 500)) and SBC-sized simulated 30-run
-  ladders (2 x (300 + 300), as ``bayescale.calibrate`` fits them).
+  resamples of the Chinchilla points (4 x (500 + 500)), from scratch and warm-started from
+  one fit of the full data (``warm_start=``, 200 warm-up iterations), and SBC-sized
+  simulated 30-run ladders (2 x (300 + 300), as ``bayescale.calibrate`` fits them).
 
 Every method runs in its own subprocess (imports and compilation included), saves its
 draws, and this script computes min bulk ESS and max R-hat over the five law parameters
@@ -54,6 +55,8 @@ SHOWN = (*LAW, "sigma", "nu")
 SPEC = "chinchilla_besiroglu2024"
 TARGET_ESS, MAX_R_HAT = 1000.0, 1.01
 SECTIONS = ("bayescale", "pymc", "nutpie", "frequentist", "batch")
+#: fit_many / a loop of fit(), from scratch or warm-started from a fit of the full data
+BATCH_MODES = ("many", "sequential", "many_warm", "sequential_warm")
 
 
 # =========================================================================== workers
@@ -373,11 +376,17 @@ def worker_batch(p: dict) -> dict:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.FitWarning)
-        if p["mode"] == "many":
-            fits = bs.fit_many(datasets, spec, seed=0, **p["settings"])
+        settings, start = dict(p["settings"]), None
+        if p["mode"].endswith("_warm"):
+            # the bootstrap workflow: fit the data, then warm-start every resample from
+            # that fit (200 warm-up iterations adapting the step size); its time counts
+            start = bs.fit(runs, spec, seed=10_000, progress=False, **settings)
+            settings.pop("warmup")
+        if p["mode"].startswith("many"):
+            fits = bs.fit_many(datasets, spec, seed=0, warm_start=start, **settings)
         else:
             fits = [
-                bs.fit(d, spec, seed=i, progress=False, **p["settings"])
+                bs.fit(d, spec, seed=i, progress=False, warm_start=start, **settings)
                 for i, d in enumerate(datasets)
             ]
     seconds = time.perf_counter() - t0
@@ -593,8 +602,11 @@ def main(argv: list[str] | None = None) -> int:
             freq.update(_assess(payload["draws"], spec, internal=False))
             report["frequentist"] = freq
         if "batch" not in skip:
-            for data, batch in (("chinchilla", batch_settings), ("ladders", sbc_settings)):
-                for mode in ("many", "sequential"):
+            for data, batch, modes in (
+                ("chinchilla", batch_settings, BATCH_MODES),
+                ("ladders", sbc_settings, BATCH_MODES[:2]),  # prior draws: no warm start
+            ):
+                for mode in modes:
                     _log(f"batch of {n_batch} ({data}): {mode} ...")
                     env = {"BAYESCALE_CACHE_DIR": str(tmp / f"jax-cache-{data}-{mode}")}
                     payload = {"mode": mode, "n": n_batch, "settings": batch, "data": data}
@@ -777,6 +789,22 @@ def _table(report: dict) -> str:
             f"  ratio sequential / fit_many: {seq['fit_seconds'] / many['fit_seconds']:.2f}x "
             f"(fitting), {seq['process_wall'] / many['process_wall']:.2f}x (process)",
         ]
+        warm_many = report.get(f"batch_{data}_many_warm")
+        warm_seq = report.get(f"batch_{data}_sequential_warm")
+        if warm_many and warm_seq:
+            lines += [
+                f"  warm-started from one fit of the full data ({b['chains']} x (200 + "
+                f"{b['draws']}) each; that fit's {b['warmup']} + {b['draws']} included):",
+                f"  fit_many   : {warm_many['fit_seconds']:.1f} s fitting, "
+                f"{warm_many['ok']}/{warm_many['n']} ok, peak RSS {warm_many['rss_mb']} MB",
+                f"  sequential : {warm_seq['fit_seconds']:.1f} s fitting, "
+                f"{warm_seq['ok']}/{warm_seq['n']} ok, peak RSS {warm_seq['rss_mb']} MB",
+                f"  ratio sequential from scratch / warm-started fit_many: "
+                f"{seq['fit_seconds'] / warm_many['fit_seconds']:.2f}x (fitting), "
+                f"{seq['process_wall'] / warm_many['process_wall']:.2f}x (process); "
+                f"sequential warm-started / fit_many warm-started: "
+                f"{warm_seq['fit_seconds'] / warm_many['fit_seconds']:.2f}x",
+            ]
     methods = [
         k
         for k in ("bayescale_warm", "pymc_second", "pymc_first", "nutpie", "frequentist")

@@ -128,7 +128,12 @@ def test_fit_many_warns_once_for_fits_that_are_not_ok(ladders, monkeypatch):
             "energy": rng.normal(size=(n_sets, chains, draws)),
             "n_steps": np.full((n_sets, chains, draws), 7),
         }
-        return samples, stats
+        end = {
+            "z": np.zeros((n_sets, chains, 5)),
+            "inverse_mass_matrix": np.broadcast_to(np.eye(5), (n_sets, chains, 5, 5)),
+            "step_size": np.full((n_sets, chains), 0.1),
+        }
+        return samples, stats, end
 
     monkeypatch.setattr("bayescale.sampler.run_many", disagreeing_chains)
     with pytest.warns(
@@ -139,6 +144,69 @@ def test_fit_many_warns_once_for_fits_that_are_not_ok(ladders, monkeypatch):
     assert [f.diagnostics.ok for f in fits] == [False, True, False]
     with pytest.warns(bs.FitWarning, match="chains disagree"):  # still warns when used
         fits[0].predict(params=1e9, tokens=2e10)
+
+
+# --------------------------------------------------------------------------- warm starts
+WARM = {k: v for k, v in SETTINGS.items() if k != "warmup"}
+
+
+@pytest.fixture(scope="module")
+def warm_batch(ladders):
+    return bs.fit_many(ladders, "chinchilla", warm_start="first", **WARM, **COLUMNS)
+
+
+def test_warm_start_first_adapts_one_dataset_and_starts_the_others_from_it(warm_batch, batch):
+    assert [f.info["warmup"] for f in warm_batch] == [1000] + [200] * (N_SETS - 1)
+    assert [f.info["warm_start"] for f in warm_batch] == [False] + [True] * (N_SETS - 1)
+    assert all(f.info["warm_start"] is False for f in batch)
+    for i, (warm, cold) in enumerate(zip(warm_batch, batch, strict=True)):
+        assert warm.diagnostics.ok, (i, warm.diagnostics.verdict())
+        assert warm.info["seed"] == SETTINGS["seed"] + i
+        assert warm.info["batch"] == {"index": i, "size": N_SETS}
+        assert_same_posterior(cold, warm, z_max=4.5, sd_ratio=(0.8, 1 / 0.75), label=(i,))
+    # a warm-started dataset keeps the pilot's metric (step-size-only warm-up): each
+    # chain ends with the inverse mass matrix the pilot's chain ended with
+    pilot = warm_batch[0].sampler_end["inverse_mass_matrix"]
+    for result in warm_batch[1:]:
+        np.testing.assert_array_equal(result.sampler_end["inverse_mass_matrix"], pilot)
+    # while a cold fit adapts its own
+    assert not np.allclose(batch[1].sampler_end["inverse_mass_matrix"], pilot)
+
+
+def test_fit_many_warm_starts_from_a_fit_and_its_fits_warm_start_fit(singles, batch, ladders):
+    # singles[0] comes from fit() (target_accept 0.95, like SETTINGS): its end state
+    # starts every chain of both datasets here
+    warm = bs.fit_many(ladders[1:3], "chinchilla", warm_start=singles[0], **WARM, **COLUMNS)
+    for i, result in enumerate(warm, start=1):
+        assert result.info["warmup"] == 200 and result.info["warm_start"] is True
+        assert result.diagnostics.ok, (i, result.diagnostics.verdict())
+        assert_same_posterior(batch[i], result, z_max=4.5, sd_ratio=(0.8, 1 / 0.75), label=(i,))
+    # a fit_many fit has an end state per chain, shaped as fit()'s (6 unconstrained
+    # parameters: E, two log terms, alpha, beta, sigma) ...
+    end = batch[2].sampler_end
+    assert end["z"].shape == singles[2].sampler_end["z"].shape == (SETTINGS["chains"], 6)
+    assert end["inverse_mass_matrix"].shape == (SETTINGS["chains"], 6, 6)
+    assert end["step_size"].shape == (SETTINGS["chains"],) and np.all(end["step_size"] > 0)
+    # ... which fit() takes as a warm start
+    again = bs.fit(ladders[2], "chinchilla", warm_start=batch[2], progress=False, **WARM, **COLUMNS)
+    assert again.info["warm_start"] is True and again.diagnostics.ok
+
+
+@pytest.mark.parametrize(
+    ("warm_start", "kwargs", "message"),
+    [
+        ("last", {}, r"^warm_start must be None, 'first' or a Fit but got 'last'$"),
+        ({"z": 0}, {}, r"^warm_start must be None, 'first' or a Fit but got dict$"),
+        ("single", {"chains": 2}, r"^warm_start: the previous fit has 4 chains but chains=2$"),
+        ("single", {"likelihood": "student_t"}, r"^warm_start: the previous fit is of another"),
+    ],
+)
+def test_bad_warm_start_is_one_clear_error(singles, ladders, warm_start, kwargs, message):
+    if warm_start == "single":
+        warm_start = singles[0]
+    settings = {"likelihood": "normal", "draws": 10} | kwargs
+    with pytest.raises(ValueError, match=message):
+        bs.fit_many(ladders[:2], "chinchilla", warm_start=warm_start, **settings, **COLUMNS)
 
 
 # --------------------------------------------------------------------------- bad input

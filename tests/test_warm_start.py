@@ -5,6 +5,7 @@ import pytest
 from conftest import FAST, assert_same_posterior
 
 import bayescale as bs
+from bayescale import sampler
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +42,7 @@ def test_end_state_has_one_point_and_metric_per_chain(first):
     assert end["z"].shape == (chains, dim)
     assert end["inverse_mass_matrix"].shape == (chains, dim, dim)
     assert end["step_size"].shape == (chains,)
+    np.testing.assert_array_equal(end["schedule"], np.full(chains, FAST["warmup"]))
     assert np.all(end["step_size"] > 0) and np.all(np.isfinite(end["z"]))
     # an adapted dense metric: symmetric positive definite, not the identity it started at
     for m in end["inverse_mass_matrix"]:
@@ -66,3 +68,50 @@ def test_warm_start_settings_are_checked(first, tmp_path):
     assert loaded.sampler_end is None
     with pytest.raises(ValueError, match="warm_start: this Fit has no sampler end state"):
         bs.fit(data, "chinchilla", warm_start=loaded, **run)
+
+
+def test_warm_refit_reuses_the_programs_and_keeps_the_metric(first, monkeypatch):
+    """A warm start runs the last 200 iterations of the first fit's warm-up schedule in
+    the same compiled ``advance`` and ``finish``; only its ``init`` is its own. Those 200
+    iterations lie in numpyro's first, step-size-only window: the metric is not touched."""
+    monkeypatch.setattr(sampler, "_PROGRAMS", {})  # a fresh process (JAX's cache is warm)
+    monkeypatch.setattr(sampler, "_STATE_TREES", {})
+    compiled = []
+    real = sampler._Program.compile
+
+    def recording(self):
+        compiled.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(sampler._Program, "compile", recording)
+    run = {"seed": 2, "progress": False, **COLS, **FAST}
+    again = bs.fit(bs.simulate_ladder(seed=0), "chinchilla", **run)
+    assert sorted(compiled) == ["advance", "finish", "init"]
+    compiled.clear()
+    run.pop("warmup")
+    warm = bs.fit(_refit_data(), "chinchilla", warm_start=again, **run)
+    assert compiled == ["init_warm"]
+    assert warm.diagnostics.ok, warm.diagnostics.verdict()
+    np.testing.assert_array_equal(
+        warm.sampler_end["inverse_mass_matrix"], again.sampler_end["inverse_mass_matrix"]
+    )
+    assert not np.array_equal(warm.sampler_end["step_size"], again.sampler_end["step_size"])
+    np.testing.assert_array_equal(warm.sampler_end["schedule"], again.sampler_end["schedule"])
+    # each chain ran 200 warm-up iterations and its draws: one step count per draw
+    assert warm.stats["n_steps"].shape == (FAST["chains"], FAST["draws"])
+
+
+@pytest.mark.parametrize("warmup", [0, 1, 200, 425, 426, 925, 926, 5000])
+@pytest.mark.parametrize("came_from", [None, 500, 1000])
+def test_warm_start_begins_after_the_first_adaptation_window(warmup, came_from):
+    # against numpyro's own schedule: the first iteration a warm start runs lies after
+    # the end of the first window, so no mass-matrix window ever opens
+    from numpyro.infer.hmc_util import build_adaptation_schedule
+
+    start = {} if came_from is None else {"schedule": np.full(4, came_from)}
+    length = sampler._schedule(warmup, start)
+    assert length - warmup > build_adaptation_schedule(length)[0].end
+    expected = came_from or sampler.SHARED_WARMUP
+    if warmup + sampler.FIRST_WINDOW <= expected:
+        assert length == expected  # the programs of the schedule it came from
+    assert sampler._schedule(warmup, None) == warmup  # a cold start: its own schedule
