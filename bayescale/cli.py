@@ -110,6 +110,7 @@ def cmd_fit(args) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise CliError(f"output {str(out)!r} exists; pass --force to overwrite it")
+    warm_start = _load(args.warm_start) if args.warm_start else None
     result = fit(
         args.runs,
         args.law,
@@ -130,6 +131,7 @@ def cmd_fit(args) -> int:
         progress=False if (args.no_progress or args.json) else None,
         target_accept=args.target_accept,
         priors=_parse_priors(args.prior),
+        warm_start=warm_start,
         command="bayescale " + " ".join(sys.argv[1:]) if sys.argv else None,
     )
     result.to_netcdf(out, overwrite=args.force)
@@ -219,8 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--warmup", type=int, default=1000)
+    p.add_argument(
+        "--warmup", type=int, default=None, help="warm-up iterations (1000; 200 with --warm-start)"
+    )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--warm-start",
+        metavar="FIT.nc",
+        help="start the chains where this fit's ended, with its mass matrix (a refit on "
+        "new or more runs of the same model structure)",
+    )
     p.add_argument(
         "--target-accept",
         type=float,

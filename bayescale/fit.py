@@ -223,8 +223,8 @@ def _warm_start(previous, scaling_model: ScalingModel, *, chains: int, dense_mas
         raise ValueError(f"warm_start must be a Fit but got {type(previous).__name__}")
     if previous.sampler_end is None:
         raise ValueError(
-            "warm_start: this Fit has no sampler end state (fits read from a file have "
-            "none); fit without warm_start"
+            "warm_start: this Fit has no sampler end state (a fit file written without "
+            "one, e.g. by an older bayescale); fit without warm_start"
         )
     if previous.model.static_key() != scaling_model.static_key():
         raise ValueError(

@@ -674,6 +674,8 @@ class Fit:
         tree["bayescale_samples"] = DataTree(
             az.from_dict({"posterior": internal})["posterior"].to_dataset()
         )
+        if self.sampler_end is not None:  # where each chain ended: a later warm start
+            tree["bayescale_sampler_end"] = DataTree(_end_dataset(self.sampler_end))
         tree.attrs["bayescale"] = json.dumps(self._record())
         return tree
 
@@ -838,6 +840,10 @@ def _fit_from_file(tree, record: dict, path: Path) -> Fit:
     )
     internal = tree["bayescale_samples"].to_dataset()
     samples = {k: np.asarray(internal[k].values) for k in internal.data_vars}
+    end = None
+    if "bayescale_sampler_end" in tree.children:
+        found = tree["bayescale_sampler_end"].to_dataset()
+        end = {k: np.asarray(found[k].values) for k in found.data_vars}
     stats_ds = tree["sample_stats"].to_dataset()
     stats = {
         k: np.asarray(stats_ds[k].values)
@@ -866,6 +872,20 @@ def _fit_from_file(tree, record: dict, path: Path) -> Fit:
     info = dict(record["info"])
     info["warn"] = False  # the verdict is in the file; do not re-warn on every load
     result = Fit(model, samples, stats, runs, info)
+    result.sampler_end = end
     result.info["warn"] = True
     result.info["loaded_from"] = str(path)
     return result
+
+
+def _end_dataset(end: dict[str, np.ndarray]):
+    """The sampler end state as an xarray Dataset (one row per chain)."""
+    import xarray as xr
+
+    dims = {
+        "z": ("chain", "unconstrained"),
+        "inverse_mass_matrix": ("chain", "unconstrained", "unconstrained_2"),
+        "step_size": ("chain",),
+        "schedule": ("chain",),
+    }
+    return xr.Dataset({k: (dims[k][: np.ndim(v)], np.asarray(v)) for k, v in end.items()})

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from bayescale import load_fit
 from bayescale.cli import main
 
 SUMMARY_KEYS = {"mean", "sd", "median", "lower", "upper", "r_hat", "ess_bulk"}
@@ -120,6 +121,26 @@ def test_fit_summary_predict_json_contracts(chinchilla_fit, capsys):
     assert "this fit has no groups" in bad(
         capsys, "predict", out, "--params", "7e10", "--tokens", "1e12", "--group", "x"
     )
+
+
+@pytest.mark.slow
+def test_fit_warm_starts_from_a_fit_file(chinchilla_fit, capsys, tmp_path):
+    csv, first = chinchilla_fit
+    columns = ["--params", "Model Size", "--compute", "Training FLOP", "--loss", "loss"]
+    out = tmp_path / "again.nc"
+    argv = ["fit", csv, "--law", "chinchilla", *columns, "--draws", "300"]
+    code, stdout, _ = run(capsys, *argv, "--warm-start", first, "--out", out, "--json")
+    assert code == 0
+    assert json.loads(stdout)["diagnostics"]["ok"]
+    info = load_fit(out).info
+    assert info["warm_start"] is True and info["warmup"] == 200
+    # the refit's own file keeps an end state too: it warm-starts the next refit
+    code, stdout, _ = run(capsys, *argv, "--warm-start", out, "--out", tmp_path / "3.nc", "--json")
+    assert code == 0 and load_fit(tmp_path / "3.nc").info["warm_start"] is True
+    line = bad(capsys, *argv, "--warm-start", tmp_path / "none.nc", "--out", tmp_path / "x.nc")
+    assert line == f"error: fit file {str(tmp_path / 'none.nc')!r} not found"
+    line = bad(capsys, *argv, "--chains", "2", "--warm-start", first, "--out", tmp_path / "y.nc")
+    assert line == "error: warm_start: the previous fit has 4 chains but chains=2"
 
 
 @pytest.mark.slow
