@@ -285,12 +285,13 @@ class ScalingModel:
         import numpyro.distributions as dist
 
         prior = self.priors[name]
-        d = prior.distribution(hyper[name])
+        # priors up to their constants (Prior.unnormalized): NUTS needs no normalisers
+        d = prior.unnormalized(hyper[name])
         if self.is_hierarchical(name):
             transform = dist.biject_to(d.support)
             mu = numpyro.sample(f"{name}_mu", d)
             tau = numpyro.sample(
-                f"{name}_tau", self.priors[f"{name}_tau"].distribution(hyper[f"{name}_tau"])
+                f"{name}_tau", self.priors[f"{name}_tau"].unnormalized(hyper[f"{name}_tau"])
             )
             with numpyro.plate("group", self.n_groups):
                 z = numpyro.sample(f"{name}_z", dist.Normal(0.0, 1.0))
@@ -325,7 +326,7 @@ class ScalingModel:
             # runs of one sweep (an isoFLOP budget, one ladder) share a deviation from the
             # law; non-centred so that NUTS copes with tau_sweep near 0.
             tau = numpyro.sample(
-                "tau_sweep", self.priors["tau_sweep"].distribution(hyper["tau_sweep"])
+                "tau_sweep", self.priors["tau_sweep"].unnormalized(hyper["tau_sweep"])
             )
             with numpyro.plate("sweep", self.n_sweeps):
                 z = numpyro.sample("sweep_z", dist.Normal(0.0, 1.0))
@@ -333,7 +334,7 @@ class ScalingModel:
             log_mu = log_mu + effect[inputs["sweep"]]
         if self.discrepancy:
             # beyond the data only: no observed run informs kappa, its posterior is its prior
-            numpyro.sample("kappa", self.priors["kappa"].distribution(hyper["kappa"]))
+            numpyro.sample("kappa", self.priors["kappa"].unnormalized(hyper["kappa"]))
         sigma = self._sample_parameter("sigma", hyper, group)
         nu = (
             self._sample_parameter("nu", hyper, group)

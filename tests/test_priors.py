@@ -54,6 +54,43 @@ def test_every_family_builds_a_numpyro_distribution_with_its_support():
         assert math.isfinite(float(d.log_prob(d.mean if family != "HalfCauchy" else 1.0)))
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Normal(mu=-0.4, sigma=1.5)",
+        "HalfNormal(sigma=0.1)",
+        "LogNormal(mu=0.5, sigma=0.7)",
+        "TruncatedNormal(mu=0.3, sigma=0.3, low=0, high=1.5)",
+        "TruncatedNormal(mu=0.3, sigma=0.3, low=0)",
+        "TruncatedNormal(mu=0.3, sigma=0.3, high=0.2)",
+        "Uniform(low=0, high=2.07739)",
+        "Exponential(rate=3)",
+        "Gamma(concentration=2, rate=0.1)",
+        "Gamma(concentration=2, rate=0.1, loc=1)",
+        "HalfCauchy(scale=0.5)",
+        "StudentT(df=3, mu=1, sigma=2)",
+        "Beta(alpha=2, beta=5)",
+    ],
+)
+def test_unnormalized_prior_differs_from_the_density_by_a_constant(text):
+    """What the sampler sees: the same support and samples, and a log density that is
+    numpyro's minus a constant (its normaliser), to float64 rounding, over the support."""
+    import jax
+    import jax.numpy as jnp
+
+    prior = parse_prior(text)
+    exact, lean = prior.distribution(), prior.unnormalized()
+    assert lean.support is exact.support or str(lean.support) == str(exact.support)
+    key = jax.random.PRNGKey(0)
+    np.testing.assert_array_equal(lean.sample(key, (5,)), exact.sample(key, (5,)))
+    x = exact.sample(jax.random.PRNGKey(1), (200,))
+    gap = np.asarray(exact.log_prob(x) - lean.log_prob(x))
+    assert np.all(np.isfinite(gap))
+    scale = 1.0 + np.abs(np.asarray(exact.log_prob(x))).max()
+    assert np.ptp(gap) < 1e-9 * scale, (text, np.ptp(gap))
+    assert lean.log_prob(jnp.asarray(x[:3])).shape == (3,)
+
+
 def test_shifted_gamma_has_support_above_loc_and_matches_scipy():
     """nu ~ 1 + Gamma(2, 0.1): NUTS must see the support (1, inf), not the real line."""
     import jax

@@ -1,0 +1,96 @@
+"""The sampler's potential: priors enter without their normalisers, and nothing else changes.
+
+``Prior.unnormalized`` drops the terms of a prior's log density that depend only on its
+hyper-parameters. Over random unconstrained points, the potential NUTS samples must then
+differ from the one with numpyro's full densities by one constant, for every model shape:
+hierarchical arms, sweep effects, the downstream link and the discrepancy term.
+"""
+
+import jax
+import numpy as np
+import pandas as pd
+from conftest import two_arm_runs
+from jax.flatten_util import ravel_pytree
+
+import bayescale as bs
+from bayescale import sampler
+from bayescale.fit import model_arguments, resolve_spec
+from bayescale.model import build_model
+from bayescale.priors import Prior
+
+COLS = {"params": "params", "tokens": "tokens", "loss": "loss"}
+
+
+def _ladder_with_sweeps() -> pd.DataFrame:
+    frame = bs.simulate_ladder(seed=4)
+    frame["budget"] = np.round(np.log10(frame["params"] * frame["tokens"] * 6)).astype(int)
+    return frame
+
+
+def _cases(shared_data):
+    gadre = bs.read_runs(
+        shared_data / "gadre2024_runs.csv",
+        params="n_params",
+        tokens="n_tokens",
+        loss="loss_c4_val",
+        downstream="err_avg_17task_subset",
+        group="data_distribution",
+    )
+    return {
+        "chinchilla_besiroglu2024": (
+            resolve_spec("chinchilla_besiroglu2024"),
+            bs.read_runs(
+                shared_data / "chinchilla_epoch2024.csv",
+                params="Model Size",
+                compute="Training FLOP",
+                loss="loss",
+            ),
+            {},
+        ),
+        "partial pooling": (
+            resolve_spec("gadre2024").with_(pooling="partial"),
+            bs.read_runs(two_arm_runs(), group="group", **COLS),
+            {},
+        ),
+        "sweeps + discrepancy": (
+            resolve_spec("chinchilla").with_(likelihood="normal"),
+            bs.read_runs(_ladder_with_sweeps(), sweep="budget", **COLS),
+            {"discrepancy": True},
+        ),
+        "downstream, shared pooling": (
+            resolve_spec("gadre2024").with_(downstream=True, pooling="shared"),
+            gadre,
+            {},
+        ),
+    }
+
+
+def _potentials(spec, runs, options, points):
+    scaling_model = build_model(spec, runs, **options)
+    inputs, hyper, obs = model_arguments(scaling_model, runs)
+
+    def potentials(flat):
+        info, _, _ = sampler._setup(scaling_model.model, jax.random.PRNGKey(0), inputs, hyper, obs)
+        _, unravel = ravel_pytree(info.param_info.z)
+        return jax.vmap(lambda v: info.potential_fn(unravel(v)))(flat)
+
+    def dimension():
+        info, _, _ = sampler._setup(scaling_model.model, jax.random.PRNGKey(0), inputs, hyper, obs)
+        return ravel_pytree(info.param_info.z)[0]
+
+    d = jax.eval_shape(dimension).shape[0]
+    return np.asarray(jax.jit(potentials)(points[:, :d]))
+
+
+def test_potential_differs_from_the_fully_normalised_one_by_a_constant(shared_data, monkeypatch):
+    points = np.random.default_rng(0).uniform(-1.5, 1.5, size=(8, 64))
+    cases = _cases(shared_data)
+    lean = {name: _potentials(*case, points) for name, case in cases.items()}
+    monkeypatch.setattr(Prior, "unnormalized", Prior.distribution)
+    full = {name: _potentials(*case, points) for name, case in cases.items()}
+    for name in cases:
+        assert np.all(np.isfinite(lean[name])) and np.all(np.isfinite(full[name])), name
+        gap = full[name] - lean[name]
+        assert np.ptp(gap) < 1e-9 * (1.0 + np.abs(full[name]).max()), (name, np.ptp(gap))
+    # the constant is the priors' normalisers: not zero (truncated normals, Uniform(0, E_max))
+    assert abs(full["chinchilla_besiroglu2024"][0] - lean["chinchilla_besiroglu2024"][0]) > 0.1
