@@ -14,7 +14,7 @@ iterations ``i0 .. i1`` for every chain, writing draws into fixed buffers) and `
   NUTS (~1.5 s) and lowering it (~0.8 s), and JAX's cache then skips the XLA compile;
 * each program compiles (or loads from JAX's cache) in its own thread as soon as it is
   lowered, so on a cold cache ``init`` compiles while ``advance`` is traced, and the two
-  compiles overlap (245-point Student-t posterior, 2 cores: ~4 s and ~5.3 s of XLA);
+  compiles overlap (245-point Student-t posterior, 2 cores: ~2 s and ~3.5 s of XLA);
   ``init`` and ``finish``, which run once per fit, compile without LLVM optimisation;
 * the progress bar is fed between calls of ``advance`` (20 calls per run instead of one),
   not by a host callback inside the program, which could not be exported;
