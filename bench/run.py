@@ -30,7 +30,7 @@ PyMC and nutpie are benchmark-only dependencies: ``pip install -r bench/requirem
 Timings on a shared machine are noisy: run it when the machine is quiet, twice.
 
 Usage:
-    python bench/run.py                 # everything (about 5-10 minutes on 2 cores)
+    python bench/run.py                 # everything (about 13 minutes on 2 cores)
     python bench/run.py --quick         # smaller batch and bootstrap, PyMC once
     python bench/run.py --skip pymc,batch --out /tmp/bench.json
 """
