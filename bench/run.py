@@ -551,8 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--skip takes {', '.join(SECTIONS)} but got {', '.join(sorted(unknown))}")
     n_batch = args.batch or (16 if args.quick else 64)
     settings = {"chains": 4, "draws": args.draws, "warmup": args.warmup}
-    # SBC / bootstrap-style batches use shorter chains; 4 x (500 + 500) keeps the two
-    # 64-fit runs to a couple of minutes each on 2 cores
+    # SBC / bootstrap-style batches use shorter chains; 4 x (500 + 500) keeps each of the
+    # eight 64-fit runs under a minute on 2 cores
     batch_settings = {"chains": 4, "draws": args.draws // 2, "warmup": args.warmup // 2}
     # simulation-based calibration: 30-run ladders, 2 x (300 + 300) as bayescale.calibrate
     sbc_settings = {"chains": 2, "draws": 300, "warmup": 300}
