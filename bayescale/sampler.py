@@ -713,14 +713,6 @@ def run_chains(
     ``rng_key`` is a JAX PRNG key or an integer seed. ``persist=False`` keeps the
     programs out of the on-disk store (custom laws: user code bayescale cannot digest).
     """
-    settings = _Settings(
-        chains,
-        _schedule(warmup, start),
-        draws,
-        bool(dense_mass),
-        float(target_accept),
-        int(max_tree_depth),
-    )
     return _run(
         model,
         static_key,
@@ -730,10 +722,9 @@ def run_chains(
         chain_method=chain_method,
         device=device,
         progress=progress,
-        settings=settings,
         persist=persist,
         start=start,
-        warmup=warmup,
+        sampler=(chains, warmup, draws, dense_mass, target_accept, max_tree_depth),
     )
 
 
@@ -765,14 +756,6 @@ def run_many(
 
     Returns numpy ``(samples, stats, end)``, each array shaped ``(batch, chains, ...)``.
     """
-    settings = _Settings(
-        chains,
-        _schedule(warmup, start),
-        draws,
-        bool(dense_mass),
-        float(target_accept),
-        int(max_tree_depth),
-    )
     if start is not None:  # (batch, chains, ...) -> one row per job
         start = {k: np.reshape(v, (-1, *np.shape(v)[2:])) for k, v in start.items()}
     return _run(
@@ -784,10 +767,9 @@ def run_many(
         chain_method=chain_method,
         device=device,
         progress=False,
-        settings=settings,
         persist=persist,
         start=start,
-        warmup=warmup,
+        sampler=(chains, warmup, draws, dense_mass, target_accept, max_tree_depth),
     )
 
 
@@ -801,20 +783,28 @@ def _run(
     chain_method,
     device,
     progress,
-    settings,
     persist,
     start,
-    warmup,
+    sampler,
 ):
-    """The programs for these settings, run on ``keys`` and ``data``; numpy out.
+    """The programs for these sampler settings, run on ``keys`` and ``data``; numpy out.
 
-    ``warmup`` iterations run: all of ``settings.warmup`` from a cold start, the last
-    ``warmup`` of them from a warm one."""
+    ``sampler`` is ``(chains, warmup, draws, dense_mass, target_accept, max_tree_depth)``.
+    ``warmup`` iterations run: all of the schedule from a cold start, the last ``warmup``
+    of the schedule ``start`` came from for a warm one (:func:`_schedule`)."""
     import jax
 
     if chain_method is None:
         chain_method = _default_chain_method(device)
-    s = settings
+    chains, warmup, draws, dense_mass, target_accept, max_tree_depth = sampler
+    s = _Settings(
+        chains,
+        _schedule(warmup, start),
+        draws,
+        bool(dense_mass),
+        float(target_accept),
+        int(max_tree_depth),
+    )
     layout = _layout(chain_method, keys.shape[0], s.chains, _host_devices(chain_method))
     which = layout.which(s.chains)
     total = s.warmup + s.draws
