@@ -107,3 +107,25 @@ def assert_same_posterior(
         assert abs(z) < z_max, (*label, name, z)
         ratio = b.loc[name, "sd"] / a.loc[name, "sd"]
         assert sd_ratio[0] < ratio < sd_ratio[1], (*label, name, ratio)
+
+
+def assert_chains_agree(fit, label=(), p=1e-4):
+    """No divergences, and each parameter's R-hat within the Monte Carlo noise of its ESS.
+
+    For the gate's purpose (chains that sample one posterior), split R-hat over k = 2 x
+    chains half-chains, each with ESS e = ESS / k, scatters as R-hat - 1 ~ chi2_{k-1} /
+    (k - 1) / (2 e): its 1 - ``p`` quantile bounds it. At ESS ~1000 the bound is ~1.017,
+    so a fit whose lower ESS (a warm start keeps another posterior's metric) puts R-hat at
+    1.011 passes, while a stuck or separated chain (R-hat > 1.05) does not. ESS is the
+    smaller of bulk and tail ESS, as R-hat is the larger of the bulk and folded ones.
+    """
+    from scipy.stats import chi2
+
+    assert fit.diagnostics.divergences == 0, (*label, fit.diagnostics.verdict())
+    k = 2 * fit.samples[next(iter(fit.samples))].shape[0]
+    quantile = chi2.ppf(1 - p, k - 1) / (k - 1)
+    summary = fit.summary()
+    for name, row in summary.iterrows():
+        ess = min(row["ess_bulk"], row["ess_tail"])
+        bound = 1 + quantile * k / (2 * ess)
+        assert row["r_hat"] <= bound, (*label, name, row["r_hat"], bound, ess)

@@ -155,3 +155,70 @@ def test_once_per_fit_programs_compile_light_and_fall_back(store, monkeypatch):
     assert refused.diagnostics.ok
     assert seen["init"] == {"xla_no_such_option": 1}
     assert_same_posterior(light, refused)
+
+
+@pytest.fixture
+def shaped(monkeypatch):
+    """Every ``_prepare`` call: ``init``'s real output shapes and ``init_shapes``'s."""
+    import jax
+
+    pairs = []
+    real = sampler._prepare
+
+    def checking(progs, keys, start, which, data):
+        avals = sampler._init_avals(keys, start, which, data)
+        starter = progs.starter(start is not None)
+        pairs.append((jax.eval_shape(starter.jitted, *avals), progs.init_shapes(avals)))
+        return real(progs, keys, start, which, data)
+
+    monkeypatch.setattr(sampler, "_prepare", checking)
+    return pairs
+
+
+def _avals(tree):
+    import jax
+
+    return jax.tree.structure(tree), [(a.shape, a.dtype) for a in jax.tree.leaves(tree)]
+
+
+def test_advance_is_shaped_by_init_traced_without_the_potential(store, shaped):
+    """advance is lowered before init, from init's output shapes traced at the template
+    with a zero potential: they must be init's real shapes (cold, warm, batched)."""
+    runs = _runs()
+    first = _fit(runs)
+    _fit(_runs(seed=1), warm_start=first, warmup=50)
+    bs.fit_many([runs, _runs(seed=2)], "chinchilla", seed=3, **SMALL)
+    assert len(shaped) == 3  # cold fit, warm refit (its own init), batch
+    for real, traced in shaped:
+        assert _avals(traced) == _avals(real)
+
+
+def test_each_program_traces_the_potential_at_most_once(store, monkeypatch):
+    """init evaluates its candidate starts and the start's gradient in one vmapped
+    value-and-gradient; advance's leapfrog is the only other trace of the potential."""
+    import numpyro.infer.util as util
+
+    traced = []
+    program = ["shapes"]
+    real_lower, real_get = sampler._Program.lower, util.get_potential_fn
+
+    def lower(self, avals):
+        program[0] = self.name
+        try:
+            return real_lower(self, avals)
+        finally:
+            program[0] = "shapes"
+
+    def get_potential_fn(*args, **kwargs):
+        potential, postprocess = real_get(*args, **kwargs)
+
+        def counted(z):
+            traced.append(program[0])
+            return potential(z)
+
+        return counted, postprocess
+
+    monkeypatch.setattr(sampler._Program, "lower", lower)
+    monkeypatch.setattr(util, "get_potential_fn", get_potential_fn)
+    _fit(_runs())
+    assert sorted(traced) == ["advance", "init"]
