@@ -37,3 +37,48 @@ def test_constant_and_non_finite_draws_are_undefined():
     bad = np.random.default_rng(0).normal(size=(4, 100))
     bad[0, 3] = np.nan
     assert np.isnan(rhat(bad)) and np.isnan(ess_bulk(bad)) and np.isnan(ess_tail(bad))
+
+
+class _Draws:
+    """The parts of a Fit that conftest.assert_chains_agree reads, for synthetic draws."""
+
+    def __init__(self, x):
+        import pandas as pd
+
+        self.samples = {"x": x}
+        self.diagnostics = type("D", (), {"divergences": 0, "verdict": lambda self: "-"})()
+        self._summary = pd.DataFrame(
+            {"r_hat": [rhat(x)], "ess_bulk": [ess_bulk(x)], "ess_tail": [ess_tail(x)]},
+            index=["x"],
+        )
+
+    def summary(self):
+        return self._summary
+
+
+def test_chains_agree_bound_passes_one_posterior_and_fails_a_shifted_chain():
+    """The tests' R-hat tolerance (conftest.assert_chains_agree): draws of one posterior
+    pass it (200 sets of autocorrelated chains with ESS ~1000, as a warm start's), a
+    chain shifted by 0.75 posterior sd fails it (by 0.5 sd: 190 of these 200)."""
+    from conftest import assert_chains_agree
+
+    rng = np.random.default_rng(7)
+    passed, shifted_failed = 0, 0
+    for _ in range(200):
+        e = rng.normal(size=(4, 1000))
+        x = np.empty_like(e)  # AR(1), rho 0.6: ESS ~1000 of 4000 draws
+        x[:, 0] = e[:, 0]
+        for t in range(1, 1000):
+            x[:, t] = 0.6 * x[:, t - 1] + 0.8 * e[:, t]
+        try:
+            assert_chains_agree(_Draws(x))
+            passed += 1
+        except AssertionError:
+            pass
+        x[0] += 0.75
+        try:
+            assert_chains_agree(_Draws(x))
+        except AssertionError:
+            shifted_failed += 1
+    assert passed >= 198  # the bound's false-alarm rate is 1e-4 per check
+    assert shifted_failed == 200
