@@ -29,7 +29,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .fit import _warm_start, as_draws, model_arguments, resolve_spec, run_info
+from .fit import (
+    _warm_start,
+    as_draws,
+    default_target_accept,
+    model_arguments,
+    resolve_spec,
+    run_info,
+)
 from .laws import Law
 from .model import ScalingModel, build_model, pad_size
 from .posterior import Fit, FitWarning
@@ -82,7 +89,8 @@ def fit_many(
             dataset; data-dependent defaults are resolved per dataset).
         device: ``cpu``, ``gpu`` or ``auto``. On a CPU the chains of all datasets are
             spread over the host devices; on a GPU they are vectorized.
-        target_accept: NUTS target acceptance (default 0.9; 0.95 for partial pooling).
+        target_accept: NUTS target acceptance (default as in :func:`bayescale.fit`: 0.95,
+            0.97 for partial pooling).
         dense_mass: adapt a dense mass matrix.
         flops_per_token: FLOPs per parameter and token when compute or tokens is derived.
         warm_start: ``None`` (every dataset adapts its own step size and mass matrix
@@ -164,7 +172,7 @@ def fit_many(
     _check_structure(models)
     first = models[0]
     if target_accept is None:
-        target_accept = 0.95 if first.spec.pooling == "partial" and first.grouped else 0.9
+        target_accept = default_target_accept(first)  # as fit() does
 
     start = None
     if isinstance(warm_start, Fit):

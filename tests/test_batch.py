@@ -276,3 +276,24 @@ def test_bad_input_is_one_clear_error(ladders, datasets, kwargs, message):
 def test_loss_column_must_be_named(ladders):
     with pytest.raises(ValueError, match=r"^name the loss column \(loss=\.\.\.\)"):
         bs.fit_many(ladders[:2], "chinchilla", params="params", tokens="tokens")
+
+
+def test_fit_many_defaults_to_fits_target_accept(ladders, monkeypatch):
+    """fit_many samples each dataset as fit() would: the same default target acceptance
+    (0.95; 0.97 for partial pooling), which the benchmark's batch-vs-sequential ratio
+    relies on."""
+    seen = []
+
+    def recording(*args, target_accept, **kwargs):
+        seen.append(target_accept)
+        raise RuntimeError("stop after the settings")
+
+    monkeypatch.setattr("bayescale.sampler.run_many", recording)
+    arms = [d.assign(arm=np.where(np.arange(len(d)) % 2, "a", "b")) for d in ladders[:2]]
+    for datasets, kwargs in (
+        (ladders[:2], {}),
+        (arms, {"group": "arm", "pooling": "partial"}),
+    ):
+        with pytest.raises(RuntimeError, match="stop after the settings"):
+            bs.fit_many(datasets, "chinchilla", **kwargs, **COLUMNS)
+    assert seen == [0.95, 0.97]  # fit()'s defaults (bayescale.fit.default_target_accept)
