@@ -94,3 +94,45 @@ def test_potential_differs_from_the_fully_normalised_one_by_a_constant(shared_da
         assert np.ptp(gap) < 1e-9 * (1.0 + np.abs(full[name]).max()), (name, np.ptp(gap))
     # the constant is the priors' normalisers: not zero (truncated normals, Uniform(0, E_max))
     assert abs(full["chinchilla_besiroglu2024"][0] - lean["chinchilla_besiroglu2024"][0]) > 0.1
+
+
+def _info(potential):
+    """The parts of numpyro's ModelInfo that ``sampler._start`` reads: a 2-vector site."""
+    from numpyro.infer.util import ParamInfo
+
+    template = {"x": jax.numpy.array([0.25, -0.5])}  # the feasible point
+    info = type("Info", (), {})()
+    info.param_info = ParamInfo(template, None, None)
+    info.potential_fn = lambda z: potential(z["x"])
+    return info
+
+
+def test_start_is_the_best_candidate_with_its_own_potential_and_gradient():
+    """One vmapped value-and-gradient picks the lowest of 16 uniform(-2, 2) candidates
+    and returns that point's potential and gradient (not the feasible point's)."""
+
+    def potential(x):
+        return jax.numpy.sum((x - jax.numpy.array([1.0, -1.5])) ** 2)
+
+    key = jax.random.key_data(jax.random.PRNGKey(3))
+    start = sampler._start(_info(potential), key, 16)
+    cand = np.asarray(jax.random.uniform(key, (16, 2), minval=-2.0, maxval=2.0))
+    best = cand[np.argmin([float(potential(c)) for c in cand])]
+    np.testing.assert_array_equal(np.asarray(start.z["x"]), best)
+    value, grad = jax.value_and_grad(potential)(jax.numpy.asarray(best))
+    np.testing.assert_allclose(float(start.potential_energy), float(value), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(start.z_grad["x"]), np.asarray(grad), rtol=1e-12)
+
+
+def test_start_falls_back_to_the_feasible_point_when_no_candidate_is_finite():
+    """A potential finite only near the template: every candidate is inf (or NaN), so
+    the chain starts at the feasible point, with its finite potential and gradient."""
+
+    def potential(x):
+        near = jax.numpy.all(jax.numpy.abs(x - jax.numpy.array([0.25, -0.5])) < 1e-3)
+        return jax.numpy.where(near, jax.numpy.sum(x**2), jax.numpy.inf)
+
+    start = sampler._start(_info(potential), jax.random.key_data(jax.random.PRNGKey(0)), 16)
+    np.testing.assert_array_equal(np.asarray(start.z["x"]), [0.25, -0.5])
+    np.testing.assert_allclose(float(start.potential_energy), 0.25**2 + 0.5**2, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(start.z_grad["x"]), [0.5, -1.0])
