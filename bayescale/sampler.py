@@ -715,11 +715,11 @@ def _schedule(warmup: int, start) -> int:
 
     A cold start runs all ``warmup`` iterations of its own schedule. A warm start runs
     the last ``warmup`` iterations of the schedule its ``start`` came from (so a refit
-    compiles no new ``advance`` or ``finish``: only its ``init``). numpyro's adaptation moves to its first mass-matrix window
-    only when an iteration hits the end of its first (step-size-only) window, which a
-    warm start, beginning later, never does: its metric is kept and its step size is
-    adapted by dual averaging to the end of warm-up. A warm-up too long to begin after
-    that first window gets a schedule of its own.
+    compiles no new ``advance`` or ``finish``: only its ``init``). numpyro's adaptation
+    moves to its first mass-matrix window only when an iteration hits the end of its
+    first (step-size-only) window, which a warm start, beginning later, never does: its
+    metric is kept and its step size is adapted by dual averaging to the end of warm-up.
+    A warm-up too long to begin after that first window gets a schedule of its own.
     """
     if start is None:
         return warmup
