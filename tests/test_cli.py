@@ -233,3 +233,51 @@ def test_help_and_version_exit_0(capsys):
     assert "bayescale" in capsys.readouterr().out
     assert main(["fit", "--help"]) == 0
     assert "--params" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ the console script
+_RUN = (
+    "import atexit, gc, sys; from bayescale.cli import run; "
+    "atexit.register(lambda: print('frozen', gc.get_freeze_count()));"
+    "sys.argv = ['bayescale', *sys.argv[1:]]; run()"
+)
+
+
+def _console(*argv):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", _RUN, *argv], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_console_script_is_run_and_freezes_the_imported_objects():
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "bayescale"]
+    assert script.value == "bayescale.cli:run"
+    done = _console("--version")
+    assert done.returncode == 0, done.stderr
+    version, frozen = done.stdout.splitlines()
+    assert version.startswith("bayescale ")
+    # everything the package import created (jax, numpyro, pandas) is out of the collector
+    assert int(frozen.split()[1]) > 50_000
+
+
+def test_console_script_exits_2_with_one_error_line():
+    argv = ("fit", "missing.csv", "--params", "p", "--tokens", "t", "--loss", "l", "--out", "x.nc")
+    done = _console(*argv)
+    assert done.returncode == 2
+    expected = "error: cannot read runs file 'missing.csv': No such file or directory"
+    assert done.stderr.strip() == expected
+    assert done.stdout.split() == ["frozen", done.stdout.split()[1]]
+
+
+def test_main_leaves_the_garbage_collector_alone(capsys):
+    import gc
+
+    before = gc.get_freeze_count()
+    assert main(["--version"]) == 0
+    assert gc.get_freeze_count() == before
+    assert capsys.readouterr().out.startswith("bayescale ")
