@@ -43,17 +43,8 @@ class _Draws:
     """The parts of a Fit that conftest.assert_chains_agree reads, for synthetic draws."""
 
     def __init__(self, x):
-        import pandas as pd
-
         self.samples = {"x": x}
         self.diagnostics = type("D", (), {"divergences": 0, "verdict": lambda self: "-"})()
-        self._summary = pd.DataFrame(
-            {"r_hat": [rhat(x)], "ess_bulk": [ess_bulk(x)], "ess_tail": [ess_tail(x)]},
-            index=["x"],
-        )
-
-    def summary(self):
-        return self._summary
 
 
 def test_chains_agree_bound_passes_one_posterior_and_fails_a_shifted_chain():
