@@ -534,13 +534,16 @@ class _Program:
 
     def stored(self) -> bool:
         """Whether this program is in the on-disk store (loading it traces nothing)."""
-        path = _program_path(self.name, self.key) if self.persist else None
+        path = self._path()
         return path is not None and path.exists()
+
+    def _path(self) -> Path | None:
+        return _program_path(self.name, self.key) if self.persist else None
 
     def _load_or_export(self, avals):
         import jax
 
-        path = _program_path(self.name, self.key) if self.persist else None
+        path = self._path()
         if path is None:
             return None
         if path.exists():
