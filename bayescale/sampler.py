@@ -126,7 +126,6 @@ def _setup(model, key, inputs, hyper, obs):
     of its ~6.5 s) for a start :func:`_start` replaces anyway.
     """
     from numpyro.handlers import seed, substitute
-    from numpyro.infer.hmc import hmc
     from numpyro.infer.util import ModelInfo, ParamInfo, get_potential_fn, transform_fn
 
     try:
@@ -152,8 +151,36 @@ def _setup(model, key, inputs, hyper, obs):
         if v["type"] == "sample" and not v["is_observed"] and not v["fn"].support.is_discrete
     }
     template = transform_fn(inv_transforms, feasible, invert=True)
-    info = ModelInfo(ParamInfo(template, None, None), potential_fn, postprocess_fn, trace)
-    init_kernel, sample_kernel = hmc(info.potential_fn, algo="NUTS")
+    return _flat_nuts(
+        ModelInfo(ParamInfo(template, None, None), potential_fn, postprocess_fn, trace)
+    )
+
+
+def _flat_nuts(info):
+    """``info`` on one flat vector of unconstrained parameters, and NUTS kernels for it.
+
+    numpyro's NUTS works on any pytree, but every leaf of ``z`` is carried separately
+    through each leapfrog update, tree merge and loop state (position, momentum and
+    gradient of the left, right and proposed ends): the 7 scalar sites of the Chinchilla
+    law made ``advance`` ~20% larger to compile (346 vs 275 fusions, ~5.1 vs ~4.1 CPU-s)
+    than one vector of 7 does. numpyro ravels ``z`` in the same (sorted-key) order for
+    the dense metric, so the draws are the same either way.
+    """
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.hmc import hmc
+    from numpyro.infer.util import ModelInfo, ParamInfo
+
+    flat, unravel = ravel_pytree(info.param_info.z)
+    potential_fn, postprocess_fn = info.potential_fn, info.postprocess_fn
+
+    def potential(f):
+        return potential_fn(unravel(f))
+
+    def postprocess(f):
+        return postprocess_fn(unravel(f))
+
+    info = ModelInfo(ParamInfo(flat, None, None), potential, postprocess, info.model_trace)
+    init_kernel, sample_kernel = hmc(potential, algo="NUTS")
     return info, init_kernel, sample_kernel
 
 
@@ -168,7 +195,6 @@ def _feasible_point(site):
 
 
 def _setup_searching(model, key, inputs, hyper, obs):  # pragma: no cover - fallback
-    from numpyro.infer.hmc import hmc
     from numpyro.infer.initialization import init_to_uniform
     from numpyro.infer.util import initialize_model
 
@@ -179,8 +205,7 @@ def _setup_searching(model, key, inputs, hyper, obs):  # pragma: no cover - fall
         model_args=(inputs, hyper),
         model_kwargs=obs,
     )
-    init_kernel, sample_kernel = hmc(info.potential_fn, algo="NUTS")
-    return info, init_kernel, sample_kernel
+    return _flat_nuts(info)
 
 
 def _init_kernel(init_kernel, s: _Settings, param_info, key, start=None):
