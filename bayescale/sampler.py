@@ -15,7 +15,7 @@ iterations ``i0 .. i1`` for every chain, writing draws into fixed buffers) and `
 * each program compiles (or loads from JAX's cache) in its own thread as soon as it is
   lowered; ``advance``, the longest compile, is lowered first from ``init``'s output
   shapes (traced without the potential), so on a cold cache ``init`` is traced while
-  ``advance`` compiles (245-point Student-t posterior, 2 cores: ~1.6 s and ~4 s of XLA);
+  ``advance`` compiles (245-point Student-t posterior, 2 cores: ~1.6 s and ~3 s of XLA);
   ``init`` and ``finish``, which run once per fit, compile without LLVM optimisation;
 * the progress bar is fed between calls of ``advance`` (20 calls per run instead of one),
   not by a host callback inside the program, which could not be exported;
@@ -619,7 +619,7 @@ def _prepare(progs: _Programs, keys, start, which, data) -> None:
     starter = progs.starter(start is not None)
     from concurrent.futures import ThreadPoolExecutor
 
-    # advance, the longest compile (~4 s of XLA on a cold cache), is lowered first, from
+    # advance, the longest compile (~3 s of XLA on a cold cache), is lowered first, from
     # init's output shapes traced without the potential (~0.1 s), and each program
     # compiles in its own thread as soon as it is lowered: XLA compiles outside the GIL,
     # so init is traced while advance compiles; before, advance waited for init's trace.

@@ -136,3 +136,33 @@ def test_start_falls_back_to_the_feasible_point_when_no_candidate_is_finite():
     np.testing.assert_array_equal(np.asarray(start.z["x"]), [0.25, -0.5])
     np.testing.assert_allclose(float(start.potential_energy), 0.25**2 + 0.5**2, rtol=1e-12)
     np.testing.assert_allclose(np.asarray(start.z_grad["x"]), [0.5, -1.0])
+
+
+def test_nuts_runs_on_one_flat_vector_in_numpyros_site_order(shared_data):
+    """NUTS samples one flat vector (not a dict of sites, whose every leaf numpyro would
+    carry separately through the trajectory): its potential and constrained values are
+    numpyro's own on the dict that ``ravel_pytree`` gives, for every model shape."""
+    from numpyro.infer.util import initialize_model
+
+    rng = np.random.default_rng(1)
+    for name, (spec, runs, options) in _cases(shared_data).items():
+        scaling_model = build_model(spec, runs, **options)
+        inputs, hyper, obs = model_arguments(scaling_model, runs)
+        info, _, _ = sampler._setup(scaling_model.model, jax.random.PRNGKey(0), inputs, hyper, obs)
+        ref = initialize_model(
+            jax.random.PRNGKey(0), scaling_model.model, model_args=(inputs, hyper), model_kwargs=obs
+        )
+        template, unravel = ravel_pytree(ref.param_info.z)
+        z = info.param_info.z
+        assert z.ndim == 1 and z.shape == template.shape, name
+        for flat in rng.uniform(-1.5, 1.5, size=(3, z.size)):
+            np.testing.assert_allclose(
+                float(info.potential_fn(flat)),
+                float(ref.potential_fn(unravel(flat))),
+                rtol=1e-12,
+                err_msg=name,
+            )
+            mine, theirs = info.postprocess_fn(flat), ref.postprocess_fn(unravel(flat))
+            assert mine.keys() == theirs.keys(), name
+            for site in mine:
+                np.testing.assert_allclose(mine[site], theirs[site], rtol=1e-12, err_msg=name)
