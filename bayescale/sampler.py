@@ -325,54 +325,40 @@ def _start(info, key, candidates: int):
     """
     import jax
     import jax.numpy as jnp
-    from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import ParamInfo
 
-    flat, unravel = ravel_pytree(info.param_info.z)
-
-    def potential(f):
-        return info.potential_fn(unravel(f))
-
+    flat = info.param_info.z  # one vector (:func:`_flat_nuts`)
     cand = jax.random.uniform(key, (candidates, flat.size), minval=-2.0, maxval=2.0)
     cand = jnp.concatenate([cand.astype(flat.dtype), flat[None]])
-    pe, grad = jax.vmap(jax.value_and_grad(potential))(cand)
+    pe, grad = jax.vmap(jax.value_and_grad(info.potential_fn))(cand)
     finite = jnp.where(jnp.isfinite(pe[:-1]), pe[:-1], jnp.inf)
     best = jnp.argmin(finite)
     best = jnp.where(jnp.isfinite(finite[best]), best, candidates)
-    return ParamInfo(unravel(cand[best]), pe[best], unravel(grad[best]))
+    return ParamInfo(cand[best], pe[best], grad[best])
 
 
 def _at(info, flat):
     """numpyro's ParamInfo at the flat unconstrained point ``flat``."""
     import jax
-    from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import ParamInfo
 
-    _, unravel = ravel_pytree(info.param_info.z)
-
-    def potential(f):
-        return info.potential_fn(unravel(f))
-
-    pe, grad = jax.value_and_grad(potential)(flat)
-    return ParamInfo(unravel(flat), pe, unravel(grad))
+    pe, grad = jax.value_and_grad(info.potential_fn)(flat)
+    return ParamInfo(flat, pe, grad)
 
 
 def _unevaluated(info):
     """numpyro's ParamInfo at the template with zero potential and gradient (not evaluated)."""
-    import jax
     import jax.numpy as jnp
     from numpyro.infer.util import ParamInfo
 
     z = info.param_info.z
-    return ParamInfo(z, jnp.zeros((), jnp.result_type(float)), jax.tree.map(jnp.zeros_like, z))
+    return ParamInfo(z, jnp.zeros((), jnp.result_type(float)), jnp.zeros_like(z))
 
 
 def _end_state(state) -> dict:
     """Where a chain ended and the metric it used: the ``start`` of a warm refit."""
-    from jax.flatten_util import ravel_pytree
-
     return {
-        "z": ravel_pytree(state.z)[0],
+        "z": state.z,  # one flat vector (:func:`_flat_nuts`)
         "inverse_mass_matrix": state.adapt_state.inverse_mass_matrix,
         "step_size": state.adapt_state.step_size,
     }

@@ -97,13 +97,13 @@ def test_potential_differs_from_the_fully_normalised_one_by_a_constant(shared_da
 
 
 def _info(potential):
-    """The parts of numpyro's ModelInfo that ``sampler._start`` reads: a 2-vector site."""
+    """The parts of ``sampler._setup``'s info that ``sampler._start`` reads: a 2-vector."""
     from numpyro.infer.util import ParamInfo
 
-    template = {"x": jax.numpy.array([0.25, -0.5])}  # the feasible point
+    template = jax.numpy.array([0.25, -0.5])  # the feasible point
     info = type("Info", (), {})()
     info.param_info = ParamInfo(template, None, None)
-    info.potential_fn = lambda z: potential(z["x"])
+    info.potential_fn = potential
     return info
 
 
@@ -118,10 +118,10 @@ def test_start_is_the_best_candidate_with_its_own_potential_and_gradient():
     start = sampler._start(_info(potential), key, 16)
     cand = np.asarray(jax.random.uniform(key, (16, 2), minval=-2.0, maxval=2.0))
     best = cand[np.argmin([float(potential(c)) for c in cand])]
-    np.testing.assert_array_equal(np.asarray(start.z["x"]), best)
+    np.testing.assert_array_equal(np.asarray(start.z), best)
     value, grad = jax.value_and_grad(potential)(jax.numpy.asarray(best))
     np.testing.assert_allclose(float(start.potential_energy), float(value), rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(start.z_grad["x"]), np.asarray(grad), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(start.z_grad), np.asarray(grad), rtol=1e-12)
 
 
 def test_start_falls_back_to_the_feasible_point_when_no_candidate_is_finite():
@@ -133,9 +133,9 @@ def test_start_falls_back_to_the_feasible_point_when_no_candidate_is_finite():
         return jax.numpy.where(near, jax.numpy.sum(x**2), jax.numpy.inf)
 
     start = sampler._start(_info(potential), jax.random.key_data(jax.random.PRNGKey(0)), 16)
-    np.testing.assert_array_equal(np.asarray(start.z["x"]), [0.25, -0.5])
+    np.testing.assert_array_equal(np.asarray(start.z), [0.25, -0.5])
     np.testing.assert_allclose(float(start.potential_energy), 0.25**2 + 0.5**2, rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(start.z_grad["x"]), [0.5, -1.0])
+    np.testing.assert_allclose(np.asarray(start.z_grad), [0.5, -1.0])
 
 
 def test_nuts_runs_on_one_flat_vector_in_numpyros_site_order(shared_data):
