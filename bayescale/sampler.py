@@ -425,12 +425,27 @@ class _Programs:
         return self.init_warm if warm else self.init
 
 
-def _programs(model, static_key, s: _Settings, layout: _Layout, batched, data, persist):
-    """The three programs for this structure, settings, layout and argument shapes."""
+def _programs(
+    model, static_key, s: _Settings, layout: _Layout, batched, data, persist, platform: str
+):
+    """The three programs for this structure, settings, layout and argument shapes.
+
+    ``platform`` is where they run (``cpu`` or the accelerator's, e.g. ``gpu``): a GPU
+    machine also fits on its CPU (``device="cpu"``), and a program exported for one
+    platform cannot run on another.
+    """
     import jax
 
     shapes = jax.tree.map(lambda a: (np.shape(a), np.result_type(a).str), data)
-    key = (static_key, s, layout.key(), batched, str(jax.tree.structure(data)), str(shapes))
+    key = (
+        platform,
+        static_key,
+        s,
+        layout.key(),
+        batched,
+        str(jax.tree.structure(data)),
+        str(shapes),
+    )
     found = _PROGRAMS.get(key)
     if found is not None:
         return found
@@ -507,6 +522,9 @@ class _Program:
         self.name = name
         self.key = key
         self.persist = persist
+        # the platform to export for: jax.export's default is the default backend, the
+        # GPU on a GPU machine, even for a program that runs on its CPU
+        self.platforms = ("cpu",) if key[0] == "cpu" else None
         self.options = dict(_LIGHT_OPTIONS) if light else None
         if shard is None:
             self.shardings = {}
@@ -563,7 +581,7 @@ class _Program:
             except Exception as exc:  # unreadable or from another jax: export it again
                 _LOG.debug("stored %s program %s not loaded: %s", self.name, path, exc)
         try:
-            exported = jax.export.export(self.jitted)(*avals)
+            exported = jax.export.export(self.jitted, platforms=self.platforms)(*avals)
             blob = exported.serialize()
         except Exception as exc:  # not exportable here: the plain jit samples the same
             _LOG.debug("%s program not exported (%s); it stays in memory", self.name, exc)
@@ -881,8 +899,9 @@ def _run(
     which = layout.which(s.chains)
     total = s.warmup + s.draws
     first = s.warmup - warmup
+    platform = "cpu" if chain_method == "parallel" else _platform(device)
     with jax.default_device(device) if device is not None else _null():
-        progs = _programs(model, static_key, s, layout, batched, data, persist)
+        progs = _programs(model, static_key, s, layout, batched, data, persist, platform)
         if start is not None:
             start = {k: layout.pad(np.asarray(v)) for k, v in start.items() if k != "schedule"}
         starter = progs.starter(start is not None)
@@ -917,6 +936,13 @@ def _run(
         return jax.tree.map(host, constrained), jax.tree.map(host, stats), end
 
 
+def _platform(device) -> str:
+    """The platform ``device`` belongs to (``cpu``, ``gpu``, ...); None: JAX's default."""
+    import jax
+
+    return device.platform if device is not None else jax.default_backend()
+
+
 def _host_devices(chain_method: str) -> tuple:
     if chain_method != "parallel":
         return ()
@@ -927,8 +953,6 @@ def _host_devices(chain_method: str) -> tuple:
 
 def _default_chain_method(device) -> str:
     """``parallel`` on a CPU, ``vectorized`` elsewhere (GPU: one device, many lanes)."""
-    import jax
-
     forced = os.environ.get("BAYESCALE_CHAIN_METHOD")
     if forced:
         if forced not in ("parallel", "vectorized"):
@@ -936,7 +960,7 @@ def _default_chain_method(device) -> str:
                 f"BAYESCALE_CHAIN_METHOD must be 'parallel' or 'vectorized' but got {forced!r}"
             )
         return forced
-    platform = getattr(device, "platform", jax.default_backend())
+    platform = _platform(device)
     # On CPU, sharding jobs over host devices (sequential within a device; measured with
     # pmap, the same layout before shard_map replaced it for jax.export) traced ~6x and
     # compiled ~2x faster than vmapped chains (vmap of NUTS's while loops), runs chains

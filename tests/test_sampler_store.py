@@ -116,6 +116,27 @@ def test_program_names_change_with_the_package_source(monkeypatch):
     assert sampler._source_digest() == sampler._source_digest() != "source-a"
 
 
+def test_programs_are_exported_for_the_platform_they_run_on(store, monkeypatch):
+    """jax.export exports for the default backend unless told otherwise: on a GPU machine a
+    fit on its CPU (``device="cpu"``) failed with "exported for platforms ('cuda',) but it
+    is used on ('cpu',)". CPU programs name their platform; the platform is in the key."""
+    import jax
+
+    asked = []
+    real = jax.export.export
+
+    def recording(fn, *args, **kwargs):
+        asked.append(kwargs.get("platforms"))
+        return real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(jax.export, "export", recording)
+    _fit(_runs(), device="cpu")
+    assert len(asked) == len(PROGRAMS) and set(asked) == {("cpu",)}
+    assert {key[0] for key in sampler._PROGRAMS} == {"cpu"}
+    on_gpu = sampler._Program("advance", lambda x: x, ("gpu", "model"), None, (), False)
+    assert on_gpu.platforms is None  # the accelerator: jax.export's default backend
+
+
 def test_custom_law_programs_are_never_written(store):
     law, _, frame = saturating_power_case()
     runs = bs.read_runs(frame, params="params", loss="loss")
