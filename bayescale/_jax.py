@@ -14,6 +14,12 @@ Environment variables (all optional):
   folder holds the exported NUTS programs (:mod:`bayescale.sampler`), so that a new
   process neither traces nor compiles; deleting the folder is always safe.
 * ``BAYESCALE_X64``: ``0`` keeps JAX in 32-bit mode (not recommended).
+* ``BAYESCALE_GPU_GRAPHS``: ``0`` leaves XLA's GPU command buffers as they are. By
+  default bayescale adds ``--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL`` to
+  ``XLA_FLAGS`` (unless that flag is already set): NUTS is a nest of small while loops,
+  and on a GPU each loop iteration otherwise launches its kernels one by one from the
+  host. Measured on an H100 (``bench/gpu.py``): a fit of the Chinchilla points sampled
+  in 2.6 s instead of 4.0 s, the same draws. It only affects GPU programs of this process.
 """
 
 from __future__ import annotations
@@ -43,11 +49,35 @@ def cache_dir() -> Path | None:
     return Path.home() / ".cache" / "bayescale" / "jax"
 
 
+#: CUDA graphs for while loops and conditionals on top of XLA's default command buffers
+GPU_GRAPHS = "--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL"
+
+
+def xla_flags(flags: str, count: int, gpu_graphs: bool = True) -> str:
+    """``XLA_FLAGS`` with bayescale's settings added to ``flags`` (the user's own).
+
+    ``count`` host devices replace any count in ``flags``; GPU command buffers for loops
+    are added unless ``flags`` sets command buffers itself or ``gpu_graphs`` is False.
+
+    Example:
+        >>> xla_flags("", 4)
+        '--xla_force_host_platform_device_count=4 --xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL'
+        >>> xla_flags("--xla_gpu_enable_command_buffer=", 2)
+        '--xla_force_host_platform_device_count=2 --xla_gpu_enable_command_buffer='
+    """
+    flags = re.sub(r"--xla_force_host_platform_device_count=\S+\s?", "", flags).strip()
+    parts = [f"--xla_force_host_platform_device_count={count}"]
+    if flags:
+        parts.append(flags)
+    if gpu_graphs and "--xla_gpu_enable_command_buffer" not in flags:
+        parts.append(GPU_GRAPHS)
+    return " ".join(parts)
+
+
 def _set_host_devices(count: int) -> None:
     # Only effective before the XLA backend starts; harmless afterwards.
-    flags = os.environ.get("XLA_FLAGS", "")
-    flags = re.sub(r"--xla_force_host_platform_device_count=\S+\s?", "", flags)
-    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={count} {flags}".strip()
+    graphs = os.environ.get("BAYESCALE_GPU_GRAPHS", "1") != "0"
+    os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""), count, graphs)
 
 
 def configure() -> None:
