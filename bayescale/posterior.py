@@ -186,7 +186,7 @@ class Fit:
         #: where each chain ended and the metric it used (``fit(..., warm_start=this)``);
         #: None for fits read from a file or made by ``fit_many``
         self.sampler_end: dict[str, np.ndarray] | None = None
-        if not self.diagnostics.ok and self.info.get("warn", True):
+        if self.info.get("warn", True) and not self.diagnostics.ok:
             warnings.warn(
                 f"fit diagnostics not ok: {self.diagnostics.verdict()}", FitWarning, stacklevel=2
             )
@@ -266,21 +266,23 @@ class Fit:
             return self._summary_cache[prob].copy()
         from ._mcmc_stats import ess_bulk, ess_tail, rhat
 
-        rows = {}
         q = ((1 - prob) / 2, 1 - (1 - prob) / 2)
-        for name, draws in self.reported_flat().items():
-            flat = draws.reshape(-1)
-            rows[name] = {
-                "mean": float(flat.mean()),
-                "sd": float(flat.std(ddof=1)),
-                "median": float(np.median(flat)),
-                "lower": float(np.quantile(flat, q[0])),
-                "upper": float(np.quantile(flat, q[1])),
-                "r_hat": _safe(rhat, draws),
-                "ess_bulk": _safe(ess_bulk, draws),
-                "ess_tail": _safe(ess_tail, draws),
-            }
-        frame = pd.DataFrame.from_dict(rows, orient="index")
+        reported = self.reported_flat()
+        # every parameter at once: (parameters, chains, draws)
+        draws = np.stack([np.asarray(v, np.float64) for v in reported.values()])
+        flat = draws.reshape(len(draws), -1)
+        lower, upper = np.quantile(flat, q, axis=1)
+        columns = {
+            "mean": flat.mean(axis=1),
+            "sd": flat.std(axis=1, ddof=1),
+            "median": np.median(flat, axis=1),
+            "lower": lower,
+            "upper": upper,
+            "r_hat": rhat(draws),
+            "ess_bulk": ess_bulk(draws),
+            "ess_tail": ess_tail(draws),
+        }
+        frame = pd.DataFrame(columns, index=list(reported))
         frame.index.name = "parameter"
         self._summary_cache[prob] = frame
         return frame.copy()
@@ -297,10 +299,13 @@ class Fit:
         summary = self.summary()
         r_hats = list(summary["r_hat"].dropna())
         # internal sites too: a hidden non-mixing latent must not pass silently
-        for _name, value in self.samples.items():
-            flat = value.reshape(value.shape[0], value.shape[1], -1)
-            r_hats += [_safe(rhat, flat[..., j]) for j in range(flat.shape[-1])]
-        r_hats = [r for r in r_hats if r is not None and math.isfinite(r)]
+        columns = [
+            np.moveaxis(np.reshape(v, (v.shape[0], v.shape[1], -1)), -1, 0)
+            for v in self.samples.values()
+        ]
+        if columns:
+            r_hats += list(rhat(np.concatenate(columns).astype(np.float64)))
+        r_hats = [r for r in r_hats if math.isfinite(r)]
         max_r_hat = max(r_hats) if r_hats else float("nan")
         divergences = int(self.stats.get("diverging", np.zeros(1)).sum())
         ess_bulk = float(summary["ess_bulk"].min())
@@ -517,7 +522,7 @@ class Fit:
         # 1e304 nats (far outside any interval) rather than let inf turn quantiles into NaN
         loss = np.exp(np.minimum(log_loss, 700.0))
         verdict = {**self.diagnostics.to_dict(), "verdict": self.diagnostics.verdict()}
-        if not self.diagnostics.ok and self.info.get("warn", True):
+        if self.info.get("warn", True) and not self.diagnostics.ok:
             warnings.warn(
                 f"predicting from a fit whose diagnostics are not ok: {verdict['verdict']}",
                 FitWarning,
@@ -749,14 +754,6 @@ class Fit:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return path
-
-
-def _safe(fn, draws) -> float | None:
-    try:
-        value = float(fn(np.asarray(draws)))
-    except Exception:  # a constant draw makes R-hat undefined
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _ebfmi(energy: np.ndarray | None) -> float:

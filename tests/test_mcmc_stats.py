@@ -7,12 +7,24 @@ import pytest
 from bayescale._mcmc_stats import ess_bulk, ess_tail, rhat
 
 
+def _ar(rng, shape, rho):
+    """AR(1) chains: rho 0.9 reads many autocorrelation pairs, rho -0.7 few."""
+    e = rng.normal(size=shape)
+    x = np.empty(shape)
+    x[:, 0] = e[:, 0]
+    for t in range(1, shape[1]):
+        x[:, t] = rho * x[:, t - 1] + e[:, t]
+    return x
+
+
 def _cases():
     rng = np.random.default_rng(1)
-    for shape in [(4, 1000), (4, 501), (2, 300), (8, 100)]:
+    for shape in [(4, 1000), (4, 501), (2, 300), (8, 100), (4, 9)]:
         x = rng.normal(size=shape)
         yield "iid", x
         yield "autocorrelated", np.cumsum(x, axis=1) * 0.1 + rng.normal(size=shape)
+        yield "AR(0.9)", _ar(rng, shape, 0.9)
+        yield "antithetic AR(-0.7)", _ar(rng, shape, -0.7)
         yield "chains disagree", x + 0.3 * np.arange(shape[0])[:, None]
         yield "skewed", np.exp(x)
         yield "ties", np.round(x)
@@ -23,6 +35,27 @@ def test_matches_arviz(kind, x):
     assert rhat(x) == pytest.approx(float(az.rhat(x)), rel=1e-9)
     assert ess_bulk(x) == pytest.approx(float(az.ess(x)), rel=1e-9)
     assert ess_tail(x) == pytest.approx(float(az.ess(x, method="tail", prob=0.05)), rel=1e-9)
+
+
+def test_leading_axes_give_each_row_its_own_value():
+    """(parameters, chains, draws) in one call equals one call per parameter -- the
+    closed-form Geyer sequence and the row-wise ranks must not mix rows -- and a row
+    that is undefined (constant, NaN) stays NaN without touching the others."""
+    cases = [x for _, x in _cases() if x.shape == (4, 501)]
+    cases += [np.full((4, 501), 2.0), np.where(cases[0] > 1.5, np.nan, cases[0])]
+    stacked = np.stack(cases).reshape(3, 3, 4, 501)  # two leading axes
+    for fn in (rhat, ess_bulk, ess_tail):
+        each = np.array([fn(x) for x in cases]).reshape(3, 3)
+        np.testing.assert_allclose(fn(stacked), each, rtol=1e-12)
+        assert np.isnan(fn(stacked)[2, 2])  # the NaN row
+    assert np.isnan(rhat(stacked)[2, 1]) and ess_bulk(stacked)[2, 1] == 4 * 500
+
+
+def test_draws_need_chains_and_draws_axes():
+    with pytest.raises(
+        ValueError, match=r"^draws must be shaped \(\.\.\., chains, draws\) but got shape \(5,\)$"
+    ):
+        rhat(np.ones(5))
 
 
 def test_detects_a_stuck_chain():
