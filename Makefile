@@ -9,7 +9,7 @@ PYTHON312 ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.1
 	if [ -x "$$(command -v $$p 2>/dev/null)" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then echo $$p; break; fi; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format bench bench-setup clean
+.PHONY: demo test test-fast lint format bench bench-setup bench-gpu clean
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON312)" ]; then echo "error: python3.12 not found (install it or set PYTHON312=/path/to/python3.12)" >&2; exit 2; fi
@@ -42,6 +42,10 @@ bench-setup: $(STAMP)
 
 bench: bench-setup
 	$(PY) bench/run.py
+
+# batched fits on the GPU JAX sees (install jax with CUDA first: README, GPU)
+bench-gpu: $(STAMP)
+	$(PY) bench/gpu.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info
