@@ -26,17 +26,26 @@ import numpy as np
 __all__ = ["ess_bulk", "ess_tail", "rhat"]
 
 
-def _rows(x) -> tuple[np.ndarray, tuple]:
-    """``x`` as float64 ``(rows, chains, draws)`` and the leading shape to restore."""
+def _by_row(x, fn, spread: bool = False):
+    """``fn`` on the rows of ``x`` (``(..., chains, draws)``) whose value is defined.
+
+    A row is defined when its draws are all finite (and, with ``spread``, not all equal);
+    ``fn`` gets those rows as float64 ``(rows, chains, draws)`` and returns one value per
+    row; the others are NaN. One ``(chains, draws)`` input gives a float, leading axes an
+    array of their shape.
+    """
     x = np.asarray(x, np.float64)
     if x.ndim < 2:
         raise ValueError(f"draws must be shaped (..., chains, draws) but got shape {x.shape}")
-    return x.reshape(-1, *x.shape[-2:]), x.shape[:-2]
-
-
-def _out(values: np.ndarray, lead: tuple):
-    """A float for one ``(chains, draws)`` input, else an array shaped like its lead."""
-    return float(values[0]) if not lead else values.reshape(lead)
+    lead = x.shape[:-2]
+    x = x.reshape(-1, *x.shape[-2:])
+    ok = np.isfinite(x).all(axis=(-2, -1))
+    if spread:
+        ok &= np.ptp(x, axis=(-2, -1)) > 0
+    out = np.full(x.shape[0], np.nan)
+    if ok.any():
+        out[ok] = fn(x[ok])
+    return float(out[0]) if not lead else out.reshape(lead)
 
 
 def _split(x: np.ndarray) -> np.ndarray:
@@ -73,25 +82,18 @@ def _rhat_basic(x: np.ndarray) -> np.ndarray:
         return np.sqrt((between / within + n - 1) / n)
 
 
-def _defined(x: np.ndarray) -> np.ndarray:
-    """Rows whose draws are all finite."""
-    return np.isfinite(x).all(axis=(-2, -1))
-
-
 def rhat(x):
     """Rank-normalised split R-hat: the larger of the bulk and the folded (tail) R-hat."""
-    x, lead = _rows(x)
-    ok = _defined(x) & (np.ptp(x, axis=(-2, -1)) > 0)
-    out = np.full(x.shape[0], np.nan)
-    if ok.any():
-        split = _split(x[ok])
+
+    def rows(x):
+        split = _split(x)
         # folded about the median of the split chains (ArviZ's; with an odd number of
         # draws the middle one is not in them)
         folded = np.abs(split - np.median(split, axis=(-2, -1), keepdims=True))
-        bulk = _rhat_basic(_z_scale(split))
-        tail = _rhat_basic(_z_scale(folded))
-        out[ok] = np.fmax(bulk, tail)  # one of them undefined (all ties): the other
-    return _out(out, lead)
+        # one of them undefined (all ties): the other
+        return np.fmax(_rhat_basic(_z_scale(split)), _rhat_basic(_z_scale(folded)))
+
+    return _by_row(x, rows, spread=True)
 
 
 def _autocov(x: np.ndarray) -> np.ndarray:
@@ -148,22 +150,15 @@ def _ess(x: np.ndarray) -> np.ndarray:
 
 def ess_bulk(x):
     """Bulk ESS: ESS of the normal scores of the split chains."""
-    x, lead = _rows(x)
-    ok = _defined(x)
-    out = np.full(x.shape[0], np.nan)
-    if ok.any():
-        out[ok] = _ess(_z_scale(_split(x[ok])))
-    return _out(out, lead)
+    return _by_row(x, lambda x: _ess(_z_scale(_split(x))))
 
 
 def ess_tail(x, prob: float = 0.05):
     """Tail ESS: the smaller ESS of the indicators below the ``prob`` and ``1 - prob`` quantiles."""
-    x, lead = _rows(x)
-    ok = _defined(x)
-    out = np.full(x.shape[0], np.nan)
-    if ok.any():
-        x = x[ok]
+
+    def rows(x):
         lo, hi = np.quantile(x, [prob, 1.0 - prob], axis=(-2, -1))
         below = [_ess(_split((x <= q[:, None, None]).astype(float))) for q in (lo, hi)]
-        out[ok] = np.minimum(*below)
-    return _out(out, lead)
+        return np.minimum(*below)
+
+    return _by_row(x, rows)
