@@ -38,16 +38,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import emit, log, rss_mb, spawn
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-TAG = "BENCH_RESULT "
 SPEC = "chinchilla_besiroglu2024"
-
-
-def _rss_mb() -> float:
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def worker(p: dict) -> dict:
@@ -140,7 +134,7 @@ def worker(p: dict) -> dict:
         "sequential_first_seconds": sequential[0] if sequential else None,
         "alpha_median_of_medians": float(np.median(alpha)),
         "device_peak_mb": memory,
-        "rss_mb": _rss_mb(),
+        "rss_mb": rss_mb(),
         "in_process": time.perf_counter() - started,
     }
 
@@ -159,28 +153,13 @@ def _lock_step(n_steps: list) -> dict:
 
 
 def _spawn(payload: dict, env: dict, timeout: float) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker"]
-    full_env = {**os.environ, "BAYESCALE_NO_PROGRESS": "1", **env}
-    started = time.perf_counter()
+    """One case in a fresh interpreter; a failed or timed-out case reports its error."""
     try:
-        proc = subprocess.run(
-            command,
-            input=json.dumps(payload),
-            capture_output=True,
-            text=True,
-            env=full_env,
-            cwd=ROOT,
-            timeout=timeout,
-        )
+        return spawn(__file__, [], payload, env, timeout)
     except subprocess.TimeoutExpired:
         return {"n": payload["n"], "device": payload["device"], "error": f"timeout {timeout}s"}
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(TAG)]
-    if proc.returncode != 0 or not lines:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-12:])
-        return {"n": payload["n"], "device": payload["device"], "error": tail}
-    result = json.loads(lines[-1][len(TAG) :])
-    result["process_wall"] = time.perf_counter() - started
-    return result
+    except RuntimeError as exc:
+        return {"n": payload["n"], "device": payload["device"], "error": str(exc)}
 
 
 def _gpu_visible() -> bool:
@@ -262,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(TAG + json.dumps(worker(json.loads(sys.stdin.read()))), flush=True)
+        emit(worker(json.loads(sys.stdin.read())))
         return 0
     settings = {"chains": args.chains, "draws": args.draws, "warmup": args.warmup}
     gpu_sizes = _sizes(args.sizes)
@@ -273,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = []
     with tempfile.TemporaryDirectory(prefix="bayescale-gpu-bench-") as tmp:
         for device, n in plan:
-            print(f"[{time.strftime('%H:%M:%S')}] {device} n={n} ...", file=sys.stderr, flush=True)
+            log(f"{device} n={n} ...")
             env = {
                 "BAYESCALE_CACHE_DIR": str(Path(tmp) / f"cache-{device}-{n}"),
                 "BAYESCALE_HOST_DEVICES": str(args.host_devices),

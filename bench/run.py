@@ -41,15 +41,14 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from common import emit, log, rss_mb, spawn
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-TAG = "BENCH_RESULT "
 LAW = ("E", "A", "B", "alpha", "beta")
 SHOWN = (*LAW, "sigma", "nu")
 SPEC = "chinchilla_besiroglu2024"
@@ -62,15 +61,7 @@ BATCH_NAMES = ("fit_many", "sequential fit()", "fit_many, warm-started", "sequen
 
 # =========================================================================== workers
 # Each worker runs in a fresh interpreter, times itself, writes draws to an .npz file and
-# prints one JSON line tagged with TAG. Only what the method itself needs is imported.
-
-
-def _rss_mb() -> float:
-    import resource
-
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, children) / 1024, 1)  # KiB on Linux
+# prints one JSON line tagged with common.TAG. Only what the method itself needs is imported.
 
 
 def _compile_listener():
@@ -130,7 +121,7 @@ def worker_bayescale(p: dict) -> dict:
         out["phases"]["fit_total"] - result.info["seconds"]
     )
     draws = {k: result.samples[k] for k in result.samples}
-    out["rss_mb"] = _rss_mb()  # the fit's peak, before any refit compiles more
+    out["rss_mb"] = rss_mb()  # the fit's peak, before any refit compiles more
     if p.get("refit"):
         import numpy as np
 
@@ -154,7 +145,7 @@ def worker_bayescale(p: dict) -> dict:
         out["refit_warm_start_seconds"] = time.perf_counter() - t0
         out["refit_warm_start_sample_seconds"] = timed.info["seconds"]
         out["refit_total_seconds"] = time.perf_counter() - t_refits
-        out["rss_mb_after_refits"] = _rss_mb()
+        out["rss_mb_after_refits"] = rss_mb()
     _save(p["draws"], draws)
     return out
 
@@ -204,7 +195,7 @@ def worker_pymc(p: dict, nutpie: bool = False) -> dict:
     draws = {k: np.asarray(posterior[k].values) for k in spec["sites"]}
     out["in_process"] = t_sample - started
     out["divergences"] = int(np.sum(diverging))
-    out["rss_mb"] = _rss_mb()
+    out["rss_mb"] = rss_mb()
     _save(p["draws"], draws)
     return out
 
@@ -350,7 +341,7 @@ def worker_frequentist(p: dict) -> dict:
         "bootstrap": p["bootstrap"],
         "estimate": estimate,
         "in_process": t_boot - started,
-        "rss_mb": _rss_mb(),
+        "rss_mb": rss_mb(),
     }
 
 
@@ -399,7 +390,7 @@ def worker_batch(p: dict) -> dict:
         "ok": int(sum(f.diagnostics.ok for f in fits)),
         "min_ess_bulk": float(min(f.diagnostics.min_ess_bulk for f in fits)),
         "alpha_median_of_medians": float(np.median(alpha)),
-        "rss_mb": _rss_mb(),
+        "rss_mb": rss_mb(),
     }
 
 
@@ -422,27 +413,8 @@ WORKERS = {
 
 
 def _spawn(name: str, payload: dict, env: dict | None = None, timeout: float = 1800) -> dict:
-    """Run a worker in a fresh interpreter; return its JSON plus the process wall time."""
-    full_env = {**os.environ, "BAYESCALE_NO_PROGRESS": "1", **(env or {})}
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", name]
-    started = time.perf_counter()
-    proc = subprocess.run(
-        command,
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=ROOT,
-        timeout=timeout,
-    )
-    wall = time.perf_counter() - started
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(TAG)]
-    if proc.returncode != 0 or not lines:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"bench worker {name} failed (exit {proc.returncode}):\n{tail}")
-    result = json.loads(lines[-1][len(TAG) :])
-    result["process_wall"] = wall
-    return result
+    """Run worker ``name`` of this script in a fresh interpreter (:func:`common.spawn`)."""
+    return spawn(__file__, [name], payload, env, timeout)
 
 
 def _posterior_spec(path: Path) -> dict:
@@ -543,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         result = WORKERS[args.worker](json.loads(sys.stdin.read()))
-        print(TAG + json.dumps(result), flush=True)
+        emit(result)
         return 0
     skip = {s for s in args.skip.split(",") if s}
     unknown = skip - set(SECTIONS)
@@ -586,13 +558,13 @@ def main(argv: list[str] | None = None) -> int:
             report["bayescale_cold"], report["bayescale_warm"] = cold, warm
         if "pymc" not in skip and _has("pymc"):
             for run in ("first", "second") if not args.quick else ("first",):
-                _log(f"PyMC pm.sample ({run} run) ...")
+                log(f"PyMC pm.sample ({run} run) ...")
                 report[f"pymc_{run}"] = _mcmc("pymc", settings, spec, tmp)
         if "nutpie" not in skip and _has("nutpie"):
-            _log("nutpie (numba backend) ...")
+            log("nutpie (numba backend) ...")
             report["nutpie"] = _mcmc("nutpie", settings, spec, tmp)
         if "frequentist" not in skip:
-            _log("frequentist: L-BFGS grid + bootstrap of the Huber loss ...")
+            log("frequentist: L-BFGS grid + bootstrap of the Huber loss ...")
             payload = {
                 "spec": str(tmp / "spec.json"),
                 "draws": str(tmp / "freq.npz"),
@@ -608,12 +580,12 @@ def main(argv: list[str] | None = None) -> int:
                 ("ladders", sbc_settings, BATCH_MODES[:2]),  # prior draws: no warm start
             ):
                 for mode in modes:
-                    _log(f"batch of {n_batch} ({data}): {mode} ...")
+                    log(f"batch of {n_batch} ({data}): {mode} ...")
                     env = {"BAYESCALE_CACHE_DIR": str(tmp / f"jax-cache-{data}-{mode}")}
                     payload = {"mode": mode, "n": n_batch, "settings": batch, "data": data}
                     report[f"batch_{data}_{mode}"] = _spawn("batch", payload, env=env)
                     if data == "chinchilla":  # again with the cache it left: no compiling
-                        _log(f"batch of {n_batch} ({data}): {mode}, 2nd process ...")
+                        log(f"batch of {n_batch} ({data}): {mode}, 2nd process ...")
                         report[f"batch_{data}_{mode}_2nd"] = _spawn("batch", payload, env=env)
     report["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     out = Path(args.out)
@@ -634,7 +606,7 @@ def _bayescale_pair(settings: dict, spec: dict, tmp: Path, name: str) -> tuple[d
     """bayescale in a fresh process with an empty cache, then in a second process."""
     env = {"BAYESCALE_CACHE_DIR": str(tmp / f"jax-cache-{name}")}
     label = f"{settings['chains']} x ({settings['warmup']} + {settings['draws']})"
-    _log(f"bayescale {label}, cold process, empty compilation cache ...")
+    log(f"bayescale {label}, cold process, empty compilation cache ...")
     payload = {"settings": dict(settings), "draws": str(tmp / f"bayescale-{name}-cold.npz")}
     cold = _spawn("bayescale", payload, env=env)
     cold.update(_assess(payload["draws"], spec))
@@ -642,7 +614,7 @@ def _bayescale_pair(settings: dict, spec: dict, tmp: Path, name: str) -> tuple[d
     met = cold["min_ess_bulk"] >= TARGET_ESS and cold["max_r_hat"] <= MAX_R_HAT
     cold["time_to_ess"] = cold["process_wall"] if met else None
     cold["draws_for_ess"] = settings["draws"] if met else None
-    _log(f"bayescale {label}, second process, warm cache, + refit on a bootstrap resample ...")
+    log(f"bayescale {label}, second process, warm cache, + refit on a bootstrap resample ...")
     return cold, _mcmc_warm(settings, spec, tmp, env, name)
 
 
@@ -668,7 +640,7 @@ def _has(module: str) -> bool:
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        _log(f"{module} not installed: skipped (pip install -r bench/requirements.txt)")
+        log(f"{module} not installed: skipped (pip install -r bench/requirements.txt)")
         return False
     return True
 
@@ -686,10 +658,6 @@ def _machine() -> dict:
         "python": platform.python_version(),
         "load_average_at_start": load,
     }
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # =========================================================================== report

@@ -1,13 +1,14 @@
 """bench/gpu.py's own arithmetic: the lock-step efficiency and the printed table."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
 
-_SPEC = importlib.util.spec_from_file_location(
-    "bench_gpu", Path(__file__).resolve().parents[1] / "bench" / "gpu.py"
-)
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH))  # gpu.py imports bench/common.py, as when run as a script
+_SPEC = importlib.util.spec_from_file_location("bench_gpu", BENCH / "gpu.py")
 gpu = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(gpu)
 
