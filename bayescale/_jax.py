@@ -101,9 +101,12 @@ def configure() -> None:
             jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
         except OSError:
             pass  # a read-only home must not stop a fit; it only costs compile time
-    # numpyro's first import registers extra JAX config states (via pallas); if that
-    # happened after the first trace, every later fit would miss the jit cache.
-    import numpyro.infer  # noqa: F401
+    # numpyro's first import registers two JAX trace-context states (jax.extend imports
+    # pallas); had that happened after a first trace, every function jitted before it
+    # would be traced again. jax.extend registers them (~0.04 s) and numpyro itself (~0.6
+    # s) is imported when a model is first traced: a process that loads stored programs
+    # (a second ``bayescale fit``, ``report``, ``plot``) never imports it.
+    import jax.extend
 
     _CONFIGURED = True
 

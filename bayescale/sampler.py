@@ -665,7 +665,6 @@ def _program_path(name: str, key: tuple) -> Path | None:
         return None
     import jax
     import jaxlib
-    import numpyro
 
     x64 = bool(jax.config.read("jax_enable_x64"))
     platform = jax.default_backend()
@@ -677,7 +676,7 @@ def _program_path(name: str, key: tuple) -> Path | None:
             platform,
             jax.__version__,
             jaxlib.__version__,
-            numpyro.__version__,
+            _numpyro_version(),
             _source_digest(),
         )
     )
@@ -686,6 +685,24 @@ def _program_path(name: str, key: tuple) -> Path | None:
 
 
 _DIGEST: list[str] = []
+
+
+def _numpyro_version() -> str:
+    """numpyro's version, from its installed metadata: importing numpyro costs ~0.6 s,
+    and a process that loads its programs from the store never needs it otherwise."""
+    if not _NUMPYRO_VERSION:
+        from importlib import metadata
+
+        try:
+            _NUMPYRO_VERSION.append(metadata.version("numpyro"))
+        except metadata.PackageNotFoundError:  # pragma: no cover - numpyro without metadata
+            import numpyro
+
+            _NUMPYRO_VERSION.append(numpyro.__version__)
+    return _NUMPYRO_VERSION[0]
+
+
+_NUMPYRO_VERSION: list[str] = []
 
 
 def _source_digest() -> str:

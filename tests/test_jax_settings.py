@@ -60,3 +60,49 @@ def test_a_fresh_process_gets_gpu_graphs_unless_turned_off():
     assert devices == "3"  # XLA accepted the flags and split the CPU
     off = _flags_in_fresh_process(BAYESCALE_HOST_DEVICES="3", BAYESCALE_GPU_GRAPHS="0")
     assert off.split("\n")[0] == "--xla_force_host_platform_device_count=3"
+
+
+def _run_python(code: str, **env) -> str:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("XLA_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def test_importing_numpyro_later_does_not_change_the_trace_context():
+    # numpyro's import adds trace-context states (pallas, through jax.extend); importing
+    # bayescale must register them already, or every function jitted before numpyro's
+    # lazy import would be traced again after it
+    code = (
+        "import bayescale, numpy as np, jax, jax.numpy as jnp; "
+        "from jax._src import config as c; "
+        "before = list(c.trace_context_names()); "
+        "f = jax.jit(lambda x: 2 * x); f(jnp.ones(2)); "
+        "import numpyro.infer; f(jnp.ones(2)); "
+        "print([n for n in c.trace_context_names() if n not in before], f._cache_size())"
+    )
+    assert _run_python(code) == "[] 1"
+
+
+@pytest.mark.slow
+def test_a_process_with_stored_programs_never_imports_numpyro(tmp_path):
+    # the first process traces the model (and imports numpyro); the second loads the
+    # stored programs and draws the same, without numpyro's ~0.6 s import
+    code = (
+        "import sys, numpy as np, bayescale as bs; "
+        "runs = bs.read_runs(bs.simulate_ladder(seed=0), params='params', "
+        "tokens='tokens', loss='loss'); "
+        "f = bs.fit(runs, 'chinchilla', seed=3, progress=False, chains=2, warmup=150, "
+        "draws=100); "
+        "print('numpyro' in sys.modules, float(np.mean(f.samples['E'])))"
+    )
+    env = {"BAYESCALE_CACHE_DIR": str(tmp_path), "BAYESCALE_NO_PROGRESS": "1"}
+    first = _run_python(code, **env).splitlines()[-1].split()
+    second = _run_python(code, **env).splitlines()[-1].split()
+    assert first[0] == "True"
+    assert second == ["False", first[1]]
