@@ -91,19 +91,17 @@ class Arm:
                 M)`` when ``draws`` selects a subset).
             draws: optional indices of a subset of the ``S`` draws.
         """
-        import jax.numpy as jnp
-
         names = self.law.parameter_names
         theta = self.sites(names)
         if draws is not None:
             theta = {k: v[draws] for k, v in theta.items()}
         log_ref = self.fit.model.log_ref
         x = {
-            k: jnp.asarray(np.asarray(log_values[k], np.float64) - log_ref.get(k, 0.0))
-            for k in self.law.inputs
+            k: np.asarray(log_values[k], np.float64) - log_ref.get(k, 0.0) for k in self.law.inputs
         }
-        theta_j = {k: jnp.asarray(v)[:, None] for k, v in theta.items()}
-        return np.asarray(self.law.log_loss(theta_j, x), np.float64)
+        # numpy in, numpy out (bayescale.laws._xp): no op-by-op JAX compiles
+        theta = {k: np.asarray(v, np.float64)[:, None] for k, v in theta.items()}
+        return np.asarray(self.law.log_loss(theta, x), np.float64)
 
     # ------------------------------------------------------------------ frontier
     def allocates(self) -> bool:
