@@ -2,7 +2,7 @@
 
 The same estimators as ArviZ/Stan, without importing ArviZ in the fit path (its import
 alone costs ~1-2 s of a ~3 s fit). ``tests/test_mcmc_stats.py`` checks them against
-``arviz.rhat`` / ``arviz.ess``.
+``arviz.rhat`` / ``arviz.ess`` / ``arviz.mcse``.
 
 Every function takes draws shaped ``(..., chains, draws)``: one ``(chains, draws)`` array
 gives a float, leading axes (parameters, datasets) give an array of that shape, computed
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ess_bulk", "ess_tail", "rhat"]
+__all__ = ["ess_bulk", "ess_tail", "mcse_mean", "rhat"]
 
 
 def _by_row(x, fn, spread: bool = False):
@@ -160,5 +160,21 @@ def ess_tail(x, prob: float = 0.05):
         lo, hi = np.quantile(x, [prob, 1.0 - prob], axis=(-2, -1))
         below = [_ess(_split((x <= q[:, None, None]).astype(float))) for q in (lo, hi)]
         return np.minimum(*below)
+
+    return _by_row(x, rows)
+
+
+def mcse_mean(x):
+    """Monte Carlo standard error of the mean: ``sd / sqrt(ESS)``, with the ESS of the
+    split chains' raw values (not rank-normalised), as ``arviz.mcse(method="mean")``.
+
+    Undefined (NaN) below 4 draws per chain, as in ArviZ.
+    """
+
+    def rows(x):
+        if x.shape[-1] < 4:
+            return np.full(x.shape[0], np.nan)
+        sd = np.std(x.reshape(x.shape[0], -1), axis=-1, ddof=1)
+        return sd / np.sqrt(_ess(_split(x)))
 
     return _by_row(x, rows)

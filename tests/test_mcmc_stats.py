@@ -4,7 +4,7 @@ import arviz as az
 import numpy as np
 import pytest
 
-from bayescale._mcmc_stats import ess_bulk, ess_tail, rhat
+from bayescale._mcmc_stats import ess_bulk, ess_tail, mcse_mean, rhat
 
 
 def _ar(rng, shape, rho):
@@ -35,6 +35,7 @@ def test_matches_arviz(kind, x):
     assert rhat(x) == pytest.approx(float(az.rhat(x)), rel=1e-9)
     assert ess_bulk(x) == pytest.approx(float(az.ess(x)), rel=1e-9)
     assert ess_tail(x) == pytest.approx(float(az.ess(x, method="tail", prob=0.05)), rel=1e-9)
+    assert mcse_mean(x) == pytest.approx(float(az.mcse(x, method="mean")), rel=1e-9)
 
 
 def test_leading_axes_give_each_row_its_own_value():
@@ -44,11 +45,12 @@ def test_leading_axes_give_each_row_its_own_value():
     cases = [x for _, x in _cases() if x.shape == (4, 501)]
     cases += [np.full((4, 501), 2.0), np.where(cases[0] > 1.5, np.nan, cases[0])]
     stacked = np.stack(cases).reshape(3, 3, 4, 501)  # two leading axes
-    for fn in (rhat, ess_bulk, ess_tail):
+    for fn in (rhat, ess_bulk, ess_tail, mcse_mean):
         each = np.array([fn(x) for x in cases]).reshape(3, 3)
         np.testing.assert_allclose(fn(stacked), each, rtol=1e-12)
         assert np.isnan(fn(stacked)[2, 2])  # the NaN row
     assert np.isnan(rhat(stacked)[2, 1]) and ess_bulk(stacked)[2, 1] == 4 * 500
+    assert np.isnan(mcse_mean(np.ones((4, 3))))  # under 4 draws per chain, as ArviZ
 
 
 def test_draws_need_chains_and_draws_axes():
