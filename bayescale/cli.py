@@ -97,7 +97,8 @@ def cmd_demo(args) -> int:
         warmup=args.warmup,
         chains=args.chains,
         seed=args.seed,
-        progress=not args.no_progress and not args.json,
+        # None: the bar unless CI or BAYESCALE_NO_PROGRESS is set, as for every fit
+        progress=False if (args.no_progress or args.json) else None,
     )
     _emit(args, payload, text)
     return 0

@@ -18,9 +18,16 @@ TARGET = {"params": 70e9, "tokens": 1.4e12}
 
 
 def run_demo(
-    draws: int = 1000, warmup: int = 1000, chains: int = 4, seed: int = 0, progress: bool = True
+    draws: int = 1000,
+    warmup: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    progress: bool | None = None,
 ) -> tuple[dict, str]:
     """Run the demo; returns the JSON payload and the printed text.
+
+    ``progress`` None shows the sampler's bar unless ``CI`` or ``BAYESCALE_NO_PROGRESS``
+    is set (as :func:`bayescale.fit`).
 
     Example:
         >>> payload, text = run_demo(draws=200, warmup=200)   # doctest: +SKIP

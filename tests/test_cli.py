@@ -157,6 +157,18 @@ def test_demo_prints_one_json_object(capsys):
     )
 
 
+@pytest.mark.slow
+def test_demo_progress_bar_follows_the_environment(capsys, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("BAYESCALE_NO_PROGRESS", raising=False)
+    argv = ("demo", "--draws", "300", "--warmup", "300")
+    assert "NUTS" in run(capsys, *argv)[2]
+    monkeypatch.setenv("BAYESCALE_NO_PROGRESS", "1")
+    code, stdout, stderr = run(capsys, *argv)
+    assert code == 0 and "NUTS" not in stderr
+    assert "Diagnostics:" in stdout
+
+
 def test_bad_input_exits_2_with_one_line(capsys, tmp_path):
     csv = tmp_path / "runs.csv"
     csv.write_text("N,D,L\n1e8,2e9,3.1\n2e8,4e9,2.9\n4e8,8e9,2.7\n")
