@@ -621,6 +621,12 @@ def _prepare(progs: _Programs, keys, start, which, data) -> None:
     if not progs.init_avals:
         progs.init_avals = init_avals
     starter = progs.starter(start is not None)
+    pending = [p for p in (starter, progs.advance, progs.finish) if p.compiled is None]
+    if not all(p.stored() for p in pending):
+        # a program will be traced: numpyro (imported lazily, see bayescale._jax) must be
+        # loaded before the trace starts, or a module-level jax.numpy constant of its
+        # would be created inside the trace and kept as a leaked tracer
+        import numpyro.infer  # noqa: F401
     from concurrent.futures import ThreadPoolExecutor
 
     # advance, the longest compile (~3 s of XLA on a cold cache), is lowered first, from

@@ -90,6 +90,30 @@ def test_importing_numpyro_later_does_not_change_the_trace_context():
 
 
 @pytest.mark.slow
+def test_numpyro_is_imported_outside_any_trace(tmp_path):
+    # imported lazily, numpyro must still load before the first trace starts: a module-level
+    # jax.numpy constant created inside a trace would be a tracer kept in a global (leaked)
+    code = (
+        "import sys\n"
+        "from jax._src import core\n"
+        "seen = []\n"
+        "class Watch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'numpyro' and not seen:\n"
+        "            seen.append(core.trace_state_clean())\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Watch())\n"
+        "import bayescale as bs\n"
+        "runs = bs.read_runs(bs.simulate_ladder(seed=0), params='params', tokens='tokens', "
+        "loss='loss')\n"
+        "bs.fit(runs, 'chinchilla', seed=3, progress=False, chains=2, warmup=150, draws=100)\n"
+        "print(seen)\n"
+    )
+    out = _run_python(code, BAYESCALE_CACHE_DIR=str(tmp_path), BAYESCALE_NO_PROGRESS="1")
+    assert out.splitlines()[-1] == "[True]"
+
+
+@pytest.mark.slow
 def test_a_process_with_stored_programs_never_imports_numpyro(tmp_path):
     # the first process traces the model (and imports numpyro); the second loads the
     # stored programs and draws the same, without numpyro's ~0.6 s import
