@@ -105,7 +105,8 @@ def configure() -> None:
     # pallas); had that happened after a first trace, every function jitted before it
     # would be traced again. jax.extend registers them (~0.04 s) and numpyro itself (~0.6
     # s) is imported when a model is first traced: a process that loads stored programs
-    # (a second ``bayescale fit``, ``report``, ``plot``) never imports it.
+    # or reads a fit file (a second ``bayescale fit``, ``summary``, ``predict``,
+    # ``allocate``, ``decide``) never imports it.
     import jax.extend
 
     _CONFIGURED = True
