@@ -8,6 +8,8 @@ which. Trace and rank plots are ArviZ's (``plot_trace_dist``, ``plot_rank``).
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ._plot_style import format_count, format_flops, group_colors, new_figure, styled, thin
@@ -83,17 +85,37 @@ def prior_frozen(prior):
 
 
 def prior_density(prior, grid: np.ndarray) -> np.ndarray:
-    """numpyro density of ``prior`` on ``grid`` (zero outside the support)."""
+    """numpyro density of ``prior`` on ``grid`` (zero outside the support).
+
+    One jitted program per prior structure (:meth:`~bayescale.priors.Prior.static_key`)
+    and grid shape, with the hyper-parameters as arguments: evaluated op by op, the seven
+    priors of a Chinchilla report compiled 66 small XLA programs (~2 s of ``bayescale
+    report``).
+    """
+    import jax
+
+    grid = np.asarray(grid, np.float64)
+    key = (prior.static_key(), grid.shape)
+    density = _DENSITIES.get(key)
+    if density is None:
+        density = _DENSITIES[key] = jax.jit(partial(_density, prior))
+    hyper = {k: np.float64(v) for k, v in prior.hyper().items()}
+    # outside the support log_prob is undefined: the median is evaluated there instead
+    median = np.float64(prior_frozen(prior).median())
+    return np.asarray(density(hyper, grid, median))
+
+
+_DENSITIES: dict = {}
+
+
+def _density(prior, hyper, grid, fallback):
+    """``prior``'s density on ``grid`` (its structure from ``prior``, numbers from ``hyper``)."""
     import jax.numpy as jnp
 
-    d = prior.distribution()
-    grid = np.asarray(grid, np.float64)
-    inside = np.asarray(d.support.check(jnp.asarray(grid)), bool)
-    # outside the support log_prob is undefined (and warns): evaluate the median there
-    # instead and zero it after; a fixed shape lets JAX reuse its compiled ops across sites
-    safe = np.where(inside, grid, float(prior_frozen(prior).median()))
-    out = np.exp(np.asarray(d.log_prob(jnp.asarray(safe))))
-    return np.where(inside & np.isfinite(out), out, 0.0)
+    d = prior.distribution(hyper)
+    inside = d.support.check(grid)
+    out = jnp.exp(d.log_prob(jnp.where(inside, grid, fallback)))
+    return jnp.where(inside & jnp.isfinite(out), out, 0.0)
 
 
 def _reference_note(fit, doc: str) -> str:

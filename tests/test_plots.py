@@ -185,6 +185,22 @@ def test_prior_density_is_numpyros_and_matches_scipy(text):
     assert prior_density(prior, outside)[0] == 0.0
 
 
+def test_prior_density_compiles_once_per_prior_structure(monkeypatch):
+    from bayescale import _plots_posterior
+
+    monkeypatch.setattr(_plots_posterior, "_DENSITIES", {})
+    grid = np.linspace(-5.0, 5.0, 101)
+    priors = [parse_prior(f"Normal(mu={mu}, sigma={s})") for mu, s in ((0, 1), (1, 2), (-2, 0.5))]
+    for prior in priors:  # one program serves all three: their numbers are its arguments
+        np.testing.assert_allclose(
+            prior_density(prior, grid), prior_frozen(prior).pdf(grid), rtol=1e-9, atol=1e-300
+        )
+    assert len(_plots_posterior._DENSITIES) == 1
+    shifted = parse_prior("Gamma(concentration=2, rate=0.1, loc=1)")  # another structure
+    assert prior_density(shifted, np.array([0.5, 3.0]))[0] == 0.0
+    assert len(_plots_posterior._DENSITIES) == 2
+
+
 def test_plot_prior_posterior_panels_and_honest_scale_labels(two_arm_fits):
     fit = two_arm_fits["grouped"]
     fig = bsp.plot_prior_posterior(fit)
