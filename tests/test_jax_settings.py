@@ -38,11 +38,9 @@ def test_xla_flags_keep_the_users_flags_and_add_bayescales(given, count, graphs,
     assert xla_flags(given, count, graphs) == expected
 
 
-def _flags_in_fresh_process(**env) -> str:
-    code = (
-        "import os, bayescale._jax as j; j.configure(); import jax; "
-        "print(os.environ['XLA_FLAGS']); print(len(jax.devices('cpu')))"
-    )
+def _run_python(code: str, **env) -> str:
+    """``python -c code`` in a fresh process, without the caller's XLA flags or GPU-graph
+    setting (``env`` adds to it); its stripped stdout."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "BAYESCALE_G"))}
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -51,7 +49,15 @@ def _flags_in_fresh_process(**env) -> str:
         text=True,
         check=True,
     )
-    return out.stdout
+    return out.stdout.strip()
+
+
+def _flags_in_fresh_process(**env) -> str:
+    code = (
+        "import os, bayescale._jax as j; j.configure(); import jax; "
+        "print(os.environ['XLA_FLAGS']); print(len(jax.devices('cpu')))"
+    )
+    return _run_python(code, **env)
 
 
 def test_a_fresh_process_gets_gpu_graphs_unless_turned_off():
@@ -60,18 +66,6 @@ def test_a_fresh_process_gets_gpu_graphs_unless_turned_off():
     assert devices == "3"  # XLA accepted the flags and split the CPU
     off = _flags_in_fresh_process(BAYESCALE_HOST_DEVICES="3", BAYESCALE_GPU_GRAPHS="0")
     assert off.split("\n")[0] == "--xla_force_host_platform_device_count=3"
-
-
-def _run_python(code: str, **env) -> str:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("XLA_")}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
 
 
 def test_importing_numpyro_later_does_not_change_the_trace_context():
