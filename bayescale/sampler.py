@@ -50,7 +50,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -693,22 +693,18 @@ def _program_path(name: str, key: tuple) -> Path | None:
 _DIGEST: list[str] = []
 
 
+@cache
 def _numpyro_version() -> str:
     """numpyro's version, from its installed metadata: importing numpyro costs ~0.6 s,
     and a process that loads its programs from the store never needs it otherwise."""
-    if not _NUMPYRO_VERSION:
-        from importlib import metadata
+    from importlib import metadata
 
-        try:
-            _NUMPYRO_VERSION.append(metadata.version("numpyro"))
-        except metadata.PackageNotFoundError:  # pragma: no cover - numpyro without metadata
-            import numpyro
+    try:
+        return metadata.version("numpyro")
+    except metadata.PackageNotFoundError:  # pragma: no cover - numpyro without metadata
+        import numpyro
 
-            _NUMPYRO_VERSION.append(numpyro.__version__)
-    return _NUMPYRO_VERSION[0]
-
-
-_NUMPYRO_VERSION: list[str] = []
+        return numpyro.__version__
 
 
 def _source_digest() -> str:
