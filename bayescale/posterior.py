@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -744,8 +744,10 @@ class Fit:
             raise ValueError(f"{str(path)!r} exists; pass overwrite=True (--force) to replace it")
         tree = self.to_datatree()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
+        # a fresh name, not a file made by tempfile.mkstemp: mkstemp creates it 0600 and
+        # os.replace keeps that, so fits came out readable by their owner alone whatever
+        # the umask; h5netcdf creates this one as any new file (0666 minus the umask)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
             tree.to_netcdf(tmp, engine="h5netcdf")
             os.replace(tmp, path)

@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import shutil
+import stat
 import warnings
 from dataclasses import replace
 
@@ -178,6 +179,21 @@ def test_interrupted_write_leaves_no_half_file(tiny_fit, saved, tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.nc"]  # no temp files left
     monkeypatch.undo()
     assert bs.load_fit(saved).runs.n_runs == 8
+
+
+def test_a_written_fit_gets_the_permissions_of_any_new_file(tiny_fit, tmp_path):
+    # written through tempfile.mkstemp, fits were 0600 whatever the umask: a colleague
+    # could not read a fit shared in a group folder
+    old = os.umask(0o022)
+    try:
+        shared = tiny_fit.to_netcdf(tmp_path / "shared.nc")
+        os.umask(0o077)
+        private = tiny_fit.to_netcdf(tmp_path / "private.nc")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o644
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["private.nc", "shared.nc"]
 
 
 # --------------------------------------------------------------------------- loading is safe
