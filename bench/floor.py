@@ -13,7 +13,8 @@ fresh process with an empty cache, alternating:
   loop, dense metric), a momentum and an accept draw per iteration, a Welford covariance,
   a dual-averaging step and the draw buffer: 1362 iterations of 3, 7 or 15 leapfrog steps
   (numpyro's NUTS used 12.6 on average here). It starts at the prior's feasible point with
-  a zero potential and gradient (no start search, no ``init`` program) and has no trajectory
+  an infinite potential and a zero gradient, so that its first proposal is accepted (no start
+  search, no ``init`` program), and has no trajectory
   tree, no U-turn or divergence checks, no adaptation windows and no constrained values: it
   is not a sampler, only a lower bound on what one costs.
 
@@ -107,17 +108,20 @@ def worker_floor(p: dict) -> dict:
                 lambda c: c[4] < steps, leapfrog, (z, r, g, pe, 0, jnp.exp(log_eps), metric)
             )
             kinetic = 0.5 * (r @ metric @ r - r1 @ metric @ r1)
-            accept = jnp.minimum(1.0, jnp.exp(pe - pe1 + kinetic))
+            log_ratio = pe - pe1 + kinetic  # NaN (e.g. inf - inf): rejected
+            accept = jnp.exp(jnp.minimum(0.0, jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)))
             take = jax.random.uniform(k_accept) < accept
             z, g, pe = (jnp.where(take, a, b) for a, b in ((z1, z), (g1, g), (pe1, pe)))
             delta = z - mean
             mean = mean + delta / (i + 1)
             m2 = m2 + jnp.outer(delta, z - mean)
-            log_eps = log_eps + 0.05 / jnp.sqrt(i + 1.0) * (0.95 - accept)
+            log_eps = log_eps - 0.05 / jnp.sqrt(i + 1.0) * (0.95 - accept)
             slot = jnp.maximum(i - warmup, 0)
             return z, g, pe, key, mean, m2, log_eps, buffer.at[slot].set(z)
 
-        start = (z0, jnp.zeros_like(z0), jnp.zeros(()), key, jnp.zeros(dim))
+        # no potential or gradient at the start (that would be a second site): an infinite
+        # potential makes the first proposal accepted, and from then on both are real
+        start = (z0, jnp.zeros_like(z0), jnp.asarray(jnp.inf), key, jnp.zeros(dim))
         start += (jnp.zeros((dim, dim)), jnp.log(0.1), jnp.zeros((draws, dim)))
         return lax.fori_loop(0, warmup + draws, iteration, start)[-1]
 
@@ -150,7 +154,10 @@ def worker_floor(p: dict) -> dict:
         "lower": t_compile - t_lower,
         "compile": t_run - t_compile,
         "run": t_end - t_run,
+        "draws_shape": list(out.shape),  # (chains, draws, unconstrained parameters)
         "finite_draws": bool(jnp.all(jnp.isfinite(out))),
+        # the smallest spread of a coordinate over a chain's draws: 0 if a chain never moved
+        "min_draw_sd": float(jnp.min(jnp.std(out, axis=1))),
     }
 
 

@@ -42,10 +42,10 @@ def test_report_gives_medians_and_the_ratios_the_floor_allows():
 
 
 @pytest.mark.slow
-def test_floor_kernel_compiles_and_samples_on_the_chinchilla_posterior():
+def test_floor_kernel_compiles_and_moves_on_the_chinchilla_posterior():
+    # the floor is only a lower bound on compile work, but it must be an HMC-shaped loop
+    # that runs: every chain moves through finite values of the 7 unconstrained parameters
     out = floor.worker_floor({})
-    assert out["finite_draws"]
+    assert out["draws_shape"] == [4, 362, 7]
+    assert out["finite_draws"] and out["min_draw_sd"] > 0
     assert out["compile"] > 0 and out["run"] > 0
-    assert out["fit"] == pytest.approx(
-        out["setup_trace_lower"] + out["compile"] + out["run"], abs=0.05
-    )
