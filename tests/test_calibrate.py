@@ -144,8 +144,12 @@ def _assert_calibrated(result: Calibration, parameters):
     expected = {*parameters, "sigma", "loss@10x", "loss@100x", "new_run@10x", "new_run@100x"}
     assert set(result.ranks.columns) == expected
     assert result.ranks.min().min() >= 0 and result.ranks.max().max() <= result.n_ranked
-    # every parameter and extrapolation, at 50/80/95%, inside the 99% binomial band
-    assert result.outside_band(0.99) == [], result.table()
+    # every parameter and extrapolation, at 50/80/95%, inside its binomial band, at a 1% false
+    # alarm rate for the whole table (Bonferroni over its cells, like the uniformity check
+    # below): a 99% band per cell fails a calibrated sampler in up to 1 - 0.99^27 = 24% of
+    # seeds (one did: B's 95% interval covered 33 of 40, P = 0.0034, under another PRNG stream)
+    cells = result.coverage().size
+    assert result.outside_band(1 - 0.01 / cells) == [], result.table()
     # rank histograms: no quantity grossly non-uniform (Bonferroni over the quantities)
     assert result.uniformity().min() > 0.01 / len(expected), result.uniformity()
     # degenerate prior draws were redrawn, and said so

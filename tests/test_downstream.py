@@ -242,13 +242,15 @@ def test_loss_mask_removes_a_run_from_the_loss_likelihood_only(ladder):
     law_runs = replace(runs, downstream=None)
     masked, unmasked = _density(law, law_runs, mask), _density(law, law_runs, None)
     assert masked(moved_loss, no_error) == pytest.approx(masked(runs.loss, no_error), abs=1e-9)
-    assert unmasked(moved_loss, no_error) < unmasked(runs.loss, no_error) - 1.0
+    # the density is taken at one prior draw, which may put run 0's predicted loss above or
+    # below its data, so moving the run may raise or lower it: what matters is that it moves
+    assert abs(unmasked(moved_loss, no_error) - unmasked(runs.loss, no_error)) > 1.0
 
     # with the link, the masked run's (loss, error) pair still informs eps, k, gamma
     linked = _density(build_model(bs.load_model("gadre2024_downstream"), runs), runs, mask)
     moved_err = runs.downstream.copy()
     moved_err[0] += 0.1
-    assert linked(runs.loss, moved_err) < linked(runs.loss, runs.downstream) - 1.0
+    assert abs(linked(runs.loss, moved_err) - linked(runs.loss, runs.downstream)) > 1.0
 
 
 @pytest.mark.parametrize(
