@@ -703,13 +703,15 @@ class Fit:
         import jax
         import xarray
 
+        from .sampler import _numpyro_version
+
         return {
             "format": 1,
             "bayescale_version": _version(),
             "versions": {
                 "jax": jax.__version__,
                 # from the installed metadata: neither is otherwise imported to write a fit
-                "numpyro": version("numpyro"),
+                "numpyro": _numpyro_version(),
                 "numpy": np.__version__,
                 "arviz": version("arviz"),
                 "xarray": xarray.__version__,
