@@ -280,9 +280,19 @@ class ScalingModel:
         return out
 
     # ------------------------------------------------------------------ model
-    def _sample_parameter(self, name: str, hyper: Mapping, group):
+    def _sample_parameter(self, name: str, hyper: Mapping, group, derived=None):
+        """The site's value per run; with ``derived``, also ``derived(value)`` per run,
+        computed per group (or once) before the values are gathered per run."""
         import numpyro
         import numpyro.distributions as dist
+
+        def per_run(value, gather):
+            out = value[group] if gather else value
+            return (
+                out
+                if derived is None
+                else (out, derived(value)[group] if gather else derived(value))
+            )
 
         prior = self.priors[name]
         # priors up to their constants (Prior.unnormalized): NUTS needs no normalisers
@@ -296,18 +306,21 @@ class ScalingModel:
             with numpyro.plate("group", self.n_groups):
                 z = numpyro.sample(f"{name}_z", dist.Normal(0.0, 1.0))
             value = numpyro.deterministic(name, transform(transform.inv(mu) + tau * z))
-            return value[group]
+            return per_run(value, True)
         if self.is_grouped(name):
             with numpyro.plate("group", self.n_groups):
                 value = numpyro.sample(name, d)
-            return value[group]
-        return numpyro.sample(name, d)
+            return per_run(value, True)
+        return per_run(numpyro.sample(name, d), False)
 
     def _likelihood(self, site: str, mean, scale, df, obs, mask):
+        """``df``: None (normal), or Student-t ``(df, df_terms)`` per run."""
         import numpyro
         import numpyro.distributions as dist
 
-        d = dist.StudentT(df, mean, scale) if df is not None else dist.Normal(mean, scale)
+        from ._density import student_t
+
+        d = student_t(*df[:1], mean, scale, *df[1:]) if df is not None else dist.Normal(mean, scale)
         with numpyro.plate(f"{site}_runs", mean.shape[-1]), numpyro.handlers.mask(mask=mask):
             numpyro.sample(site, d, obs=obs)
 
@@ -316,6 +329,8 @@ class ScalingModel:
         import jax.numpy as jnp
         import numpyro
         import numpyro.distributions as dist
+
+        from ._density import student_t_df_terms
 
         group = inputs["group"]
         theta = {
@@ -336,8 +351,9 @@ class ScalingModel:
             # beyond the data only: no observed run informs kappa, its posterior is its prior
             numpyro.sample("kappa", self.priors["kappa"].unnormalized(hyper["kappa"]))
         sigma = self._sample_parameter("sigma", hyper, group)
+        # Student-t: (nu, its log-density terms computed per group) per run
         nu = (
-            self._sample_parameter("nu", hyper, group)
+            self._sample_parameter("nu", hyper, group, derived=student_t_df_terms)
             if self.spec.likelihood == "student_t"
             else None
         )
@@ -354,7 +370,7 @@ class ScalingModel:
             mean = dtheta["eps"] - dtheta["k"] * jnp.exp(-dtheta["gamma"] * regressor)
             s = self._sample_parameter("sigma_downstream", hyper, group)
             df = (
-                self._sample_parameter("nu_downstream", hyper, group)
+                self._sample_parameter("nu_downstream", hyper, group, derived=student_t_df_terms)
                 if self.spec.likelihood == "student_t"
                 else None
             )
