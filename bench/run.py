@@ -23,7 +23,8 @@ Every method runs in its own subprocess (imports and compilation included), save
 draws, and this script computes min bulk ESS and max R-hat over the five law parameters
 with the same ArviZ functions for all. A method whose min ESS is below 1000 (or R-hat above
 1.01) is re-run with proportionally more draws, and one far above 1000 (bayescale) with
-fewer: "time to ESS >= 1000" is the measured time of one process, the one with the fewest
+fewer (and, should that re-run miss, with proportionally more again, as a peer: at most
+3 attempts for every method): "time to ESS >= 1000" is the measured time of one process, the one with the fewest
 draws tried that reach it (never an extrapolation, never the faster of two runs). Results go
 to ``bench/results/latest.json`` (git-ignored) and a table with the ratio of each peer's time
 to bayescale's is printed.
@@ -494,8 +495,7 @@ def _mcmc(name: str, settings: dict, spec: dict, tmp: Path, env=None, retry=True
         met = result["min_ess_bulk"] >= TARGET_ESS and result["max_r_hat"] <= MAX_R_HAT
         if met or not retry:
             break
-        factor = 1.15 * TARGET_ESS / max(result["min_ess_bulk"], 1.0)
-        payload["settings"]["draws"] = math.ceil(payload["settings"]["draws"] * max(factor, 1.2))
+        payload["settings"]["draws"] = _more_draws(result, payload["settings"]["draws"])
     first = attempts[0]
     first["attempts"] = attempts[1:]
     last = attempts[-1]
@@ -548,12 +548,20 @@ def main(argv: list[str] | None = None) -> int:
             # the same rule as for the peers, in the other direction: when ESS is well above
             # 1000, measure again with the draws that suffice (ceil(1.15 * 1000 / ESS per
             # draw)); each draws setting is its own compiled program, so cold and warm again
+            # A re-run that misses the target gets the peers' retry (proportionally more
+            # draws), while that stays below the full run: at most 3 attempts, as a peer.
             fewer = _draws_for_target(warm)
-            if fewer < settings["draws"]:
+            for attempt in range(2):
+                if fewer >= settings["draws"]:
+                    break
                 short = {**settings, "draws": fewer}
-                cold_short, warm_short = _bayescale_pair(short, spec, tmp, "fewer-draws")
+                name = "fewer-draws" + (f"-{attempt + 1}" if attempt else "")
+                cold_short, warm_short = _bayescale_pair(short, spec, tmp, name)
                 for full, part in ((cold, cold_short), (warm, warm_short)):
                     _at_fewest_draws(full, part, fewer)
+                if warm_short["time_to_ess"] is not None:
+                    break
+                fewer = _more_draws(warm_short, fewer)
             report["bayescale_cold"], report["bayescale_warm"] = cold, warm
         if "pymc" not in skip and _has("pymc"):
             for run in ("first", "second") if not args.quick else ("first",):
@@ -600,11 +608,21 @@ def _at_fewest_draws(full: dict, part: dict, fewer: int) -> None:
     reaches the target: one process at the fewest draws tried that reach ESS >= 1000, as a
     peer is timed by its one attempt that reaches it -- never the faster of the two runs,
     which would give bayescale alone a best-of-two (it took a 7.4 s full run over the 8.3 s
-    re-run once). ``part`` is kept under ``full["fewer_draws"]``.
+    re-run once). ``part`` is kept under ``full["fewer_draws"]`` (the last re-run; every
+    re-run, in order, under ``full["fewer_draws_tried"]``).
     """
     full["fewer_draws"] = part
+    tried = {k: part.get(k) for k in ("process_wall", "min_ess_bulk", "max_r_hat", "time_to_ess")}
+    full.setdefault("fewer_draws_tried", []).append({"draws": fewer, **tried})
     if part["time_to_ess"] is not None:
         full["time_to_ess"], full["draws_for_ess"] = part["time_to_ess"], fewer
+
+
+def _more_draws(result: dict, draws: int) -> int:
+    """The draws to try after an attempt with ``draws`` that missed the target: 15% above
+    what its ESS per draw asks for, and at least 1.2x (an R-hat miss)."""
+    factor = 1.15 * TARGET_ESS / max(result["min_ess_bulk"], 1.0)
+    return math.ceil(draws * max(factor, 1.2))
 
 
 def _draws_for_target(result: dict) -> int:

@@ -38,3 +38,18 @@ def test_draws_for_target_asks_for_15_percent_above_1000_ess():
         )
         == 362
     )
+
+
+def test_a_missed_rerun_is_retried_with_the_peers_rule_and_the_retry_is_timed():
+    # the peers' rule: 15% above what the ESS per draw asks for, ceil(374 * 1.15 * 1000 /
+    # 700) = 615, and at least 1.2x (a near miss, 983, or an R-hat miss): ceil(374 * 1.2)
+    assert run._more_draws({"min_ess_bulk": 700.0}, 374) == 615
+    assert run._more_draws({"min_ess_bulk": 983.0}, 374) == 449
+    assert run._more_draws({"min_ess_bulk": 1500.0}, 374) == 449
+    full = _result(9.3, True, 1000)
+    run._at_fewest_draws(full, _result(8.4, False, 374), 374)
+    assert (full["time_to_ess"], full["draws_for_ess"]) == (9.3, 1000)
+    run._at_fewest_draws(full, _result(8.6, True, 449), 449)
+    assert (full["time_to_ess"], full["draws_for_ess"]) == (8.6, 449)
+    assert [t["draws"] for t in full["fewer_draws_tried"]] == [374, 449]
+    assert [t["time_to_ess"] for t in full["fewer_draws_tried"]] == [None, 8.6]
