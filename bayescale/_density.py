@@ -11,8 +11,9 @@ costly to duplicate into the per-run consumer): 25 of the 86 CPU kernels of the
 Chinchilla posterior's value-and-gradient. Here the normaliser is
 :func:`log_gamma_half_ratio`, ``log Gamma(x + 1/2) - log Gamma(x)``, one series with its
 own derivative, computed per group apart from the per-run terms
-(:func:`student_t_df_terms`, behind an optimisation barrier): 62 kernels in all, ~30%
-less XLA compile time for that value-and-gradient, the same values to rounding. It is
+(:func:`student_t_df_terms`, behind an optimisation barrier): 62 kernels in all, ~25%
+less XLA compile CPU for that value-and-gradient (``bench/compile.py``), the same values to
+rounding. It is
 also more accurate: ``gammaln(x + 1/2) - gammaln(x)`` loses digits to cancellation for
 large ``x`` (4e-7 relative at ``x = 1e9``; here ~1e-15).
 """

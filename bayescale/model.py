@@ -288,11 +288,10 @@ class ScalingModel:
 
         def per_run(value, gather):
             out = value[group] if gather else value
-            return (
-                out
-                if derived is None
-                else (out, derived(value)[group] if gather else derived(value))
-            )
+            if derived is None:
+                return out
+            extra = derived(value)  # per group (or once), then gathered as the value is
+            return out, (extra[group] if gather else extra)
 
         prior = self.priors[name]
         # priors up to their constants (Prior.unnormalized): NUTS needs no normalisers
@@ -320,7 +319,11 @@ class ScalingModel:
 
         from ._density import student_t
 
-        d = student_t(*df[:1], mean, scale, *df[1:]) if df is not None else dist.Normal(mean, scale)
+        if df is None:
+            d = dist.Normal(mean, scale)
+        else:
+            nu, nu_terms = df
+            d = student_t(nu, mean, scale, nu_terms)
         with numpyro.plate(f"{site}_runs", mean.shape[-1]), numpyro.handlers.mask(mask=mask):
             numpyro.sample(site, d, obs=obs)
 
