@@ -10,17 +10,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import special, stats
-from test_potential import _cases
+from test_potential import _at_points, _cases
 
-from bayescale import _density, sampler
+from bayescale import _density
 from bayescale._density import (
     log_gamma_half_ratio,
     student_t,
     student_t_df_terms,
     student_t_log_prob,
 )
-from bayescale.fit import model_arguments
-from bayescale.model import build_model
 
 
 def test_log_gamma_half_ratio_matches_gammaln_and_digamma_differences():
@@ -101,20 +99,7 @@ def numpyros_pieces(monkeypatch):
 
 
 def _value_and_grad(spec, runs, options, points):
-    scaling_model = build_model(spec, runs, **options)
-    inputs, hyper, obs = model_arguments(scaling_model, runs)
-    key = jax.random.PRNGKey(0)
-
-    def at(flat):
-        info, _, _ = sampler._setup(scaling_model.model, key, inputs, hyper, obs)
-        return jax.value_and_grad(info.potential_fn)(flat)
-
-    def dimension():
-        return sampler._setup(scaling_model.model, key, inputs, hyper, obs)[0].param_info.z
-
-    d = jax.eval_shape(dimension).shape[0]
-    value, grad = jax.jit(jax.vmap(at))(jnp.asarray(points[:, :d]))
-    return np.asarray(value), np.asarray(grad)
+    return _at_points(spec, runs, options, points, of=jax.value_and_grad)
 
 
 def test_potential_and_gradient_are_those_of_numpyros_pieces(shared_data, request):

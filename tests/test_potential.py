@@ -65,29 +65,29 @@ def _cases(shared_data):
     }
 
 
-def _potentials(spec, runs, options, points):
+def _at_points(spec, runs, options, points, of=lambda potential: potential):
+    """``of(potential)`` at each row of ``points`` (cut to the model's dimension), as numpy."""
     scaling_model = build_model(spec, runs, **options)
     inputs, hyper, obs = model_arguments(scaling_model, runs)
+    key = jax.random.PRNGKey(0)
 
-    def potentials(flat):
-        info, _, _ = sampler._setup(scaling_model.model, jax.random.PRNGKey(0), inputs, hyper, obs)
-        _, unravel = ravel_pytree(info.param_info.z)
-        return jax.vmap(lambda v: info.potential_fn(unravel(v)))(flat)
+    def at(flat):
+        info, _, _ = sampler._setup(scaling_model.model, key, inputs, hyper, obs)
+        return of(info.potential_fn)(flat)  # the potential of one flat vector
 
     def dimension():
-        info, _, _ = sampler._setup(scaling_model.model, jax.random.PRNGKey(0), inputs, hyper, obs)
-        return ravel_pytree(info.param_info.z)[0]
+        return sampler._setup(scaling_model.model, key, inputs, hyper, obs)[0].param_info.z
 
     d = jax.eval_shape(dimension).shape[0]
-    return np.asarray(jax.jit(potentials)(points[:, :d]))
+    return jax.tree.map(np.asarray, jax.jit(jax.vmap(at))(jax.numpy.asarray(points[:, :d])))
 
 
 def test_potential_differs_from_the_fully_normalised_one_by_a_constant(shared_data, monkeypatch):
     points = np.random.default_rng(0).uniform(-1.5, 1.5, size=(8, 64))
     cases = _cases(shared_data)
-    lean = {name: _potentials(*case, points) for name, case in cases.items()}
+    lean = {name: _at_points(*case, points) for name, case in cases.items()}
     monkeypatch.setattr(Prior, "unnormalized", Prior.distribution)
-    full = {name: _potentials(*case, points) for name, case in cases.items()}
+    full = {name: _at_points(*case, points) for name, case in cases.items()}
     for name in cases:
         assert np.all(np.isfinite(lean[name])) and np.all(np.isfinite(full[name])), name
         gap = full[name] - lean[name]
