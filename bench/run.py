@@ -547,9 +547,9 @@ def main(argv: list[str] | None = None) -> int:
             cold, warm = _bayescale_pair(settings, spec, tmp, "default")
             # the same rule as for the peers, in the other direction: when ESS is well above
             # 1000, measure again with the draws that suffice (ceil(1.15 * 1000 / ESS per
-            # draw)); each draws setting is its own compiled program, so cold and warm again
+            # draw)); each draws setting is its own compiled program, so cold and warm again.
             # A re-run that misses the target gets the peers' retry (proportionally more
-            # draws), while that stays below the full run: at most 3 attempts, as a peer.
+            # draws) while that stays below the full run: at most 3 attempts, as a peer.
             fewer = _draws_for_target(warm)
             for attempt in range(2):
                 if fewer >= settings["draws"]:
