@@ -95,6 +95,7 @@ def worker(p: dict) -> dict:
                     "max_r_hat": float(max(f.diagnostics.max_r_hat for f in fits)),
                     "divergences": int(sum(f.diagnostics.divergences for f in fits)),
                     **_lock_step([f.stats["n_steps"] for f in fits]),
+                    "digest": _digest(fits),
                 }
             )
         alpha = [float(np.median(f.samples["alpha"])) for f in fits]
@@ -140,16 +141,39 @@ def worker(p: dict) -> dict:
 
 
 def _lock_step(n_steps: list) -> dict:
-    """Leapfrog steps per draw: lanes' mean vs the batch's max (what vmapped lanes wait for)."""
+    """Leapfrog steps per draw: lanes' mean vs the batch's max (what vmapped lanes wait for).
+
+    Two more figures say where the waiting comes from. ``independent_efficiency`` is what
+    lanes that each ran their own iterations would reach (the batch then waits only for
+    the lane with the most steps in all): near ``lock_step_efficiency``, a few lanes are
+    slow at every draw; far above it, the longest trajectory moves from lane to lane.
+    ``max_lane_mean_steps`` is the slowest lane's own mean.
+    """
     import numpy as np
 
     steps = np.stack(n_steps).astype(np.float64)  # (n, chains, draws)
     lanes = steps.reshape(-1, steps.shape[-1])
+    totals = lanes.sum(axis=1)
     return {
         "mean_steps": float(lanes.mean()),
         "mean_max_steps": float(lanes.max(axis=0).mean()),
         "lock_step_efficiency": float(lanes.mean() / lanes.max(axis=0).mean()),
+        "independent_efficiency": float(totals.mean() / totals.max()),
+        "max_lane_mean_steps": float(totals.max() / lanes.shape[1]),
     }
+
+
+def _digest(fits) -> str:
+    """A hash of every draw of every fit: equal across processes iff the batch reproduced."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for f in fits:
+        for name in sorted(f.samples):
+            h.update(np.ascontiguousarray(f.samples[name], dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _spawn(payload: dict, env: dict, timeout: float) -> dict:

@@ -21,6 +21,9 @@ def test_lock_step_efficiency_is_useful_steps_over_what_lanes_wait_for():
     assert out["mean_steps"] == np.mean([a, b])  # 40 / 12
     assert out["mean_max_steps"] == (3 + 7 + 15) / 3
     assert out["lock_step_efficiency"] == (40 / 12) / (25 / 3)
+    # lanes on their own: totals 11, 5, 5, 19 -> mean 10 of the slowest lane's 19
+    assert out["independent_efficiency"] == 10 / 19
+    assert out["max_lane_mean_steps"] == 19 / 3
 
 
 def _case(platform, n, seconds, seq):
