@@ -6,36 +6,43 @@ import sys
 
 import pytest
 
+from bayescale._jax import GPU_DETERMINISTIC as GPU_DET
 from bayescale._jax import GPU_GRAPHS, xla_flags
 
 
 @pytest.mark.parametrize(
-    ("given", "count", "graphs", "expected"),
+    ("given", "count", "graphs", "deterministic", "expected"),
     [
-        ("", 4, True, f"--xla_force_host_platform_device_count=4 {GPU_GRAPHS}"),
+        ("", 4, True, True, f"--xla_force_host_platform_device_count=4 {GPU_GRAPHS} {GPU_DET}"),
         (
             "--xla_force_host_platform_device_count=8 --xla_dump_to=/tmp/d",
             2,
             True,
+            False,
             f"--xla_force_host_platform_device_count=2 --xla_dump_to=/tmp/d {GPU_GRAPHS}",
         ),
-        # the user's own command-buffer setting wins, even an empty one (graphs off)
+        # the user's own command-buffer and determinism settings win, even an empty one
         (
-            "--xla_gpu_enable_command_buffer=",
+            "--xla_gpu_enable_command_buffer= --xla_gpu_deterministic_ops=false",
             4,
             True,
-            "--xla_force_host_platform_device_count=4 --xla_gpu_enable_command_buffer=",
+            True,
+            "--xla_force_host_platform_device_count=4 --xla_gpu_enable_command_buffer= "
+            "--xla_gpu_deterministic_ops=false",
         ),
         (
             "--xla_dump_to=/tmp/d",
             1,
             False,
-            "--xla_force_host_platform_device_count=1 --xla_dump_to=/tmp/d",
+            True,
+            f"--xla_force_host_platform_device_count=1 --xla_dump_to=/tmp/d {GPU_DET}",
         ),
     ],
 )
-def test_xla_flags_keep_the_users_flags_and_add_bayescales(given, count, graphs, expected):
-    assert xla_flags(given, count, graphs) == expected
+def test_xla_flags_keep_the_users_flags_and_add_bayescales(
+    given, count, graphs, deterministic, expected
+):
+    assert xla_flags(given, count, graphs, deterministic) == expected
 
 
 def _run_python(code: str, **env) -> str:
@@ -60,11 +67,15 @@ def _flags_in_fresh_process(**env) -> str:
     return _run_python(code, **env)
 
 
-def test_a_fresh_process_gets_gpu_graphs_unless_turned_off():
+def test_a_fresh_process_gets_gpu_graphs_and_determinism_unless_turned_off():
     flags, devices = _flags_in_fresh_process(BAYESCALE_HOST_DEVICES="3").split("\n")[:2]
-    assert flags == f"--xla_force_host_platform_device_count=3 {GPU_GRAPHS}"
+    assert flags == f"--xla_force_host_platform_device_count=3 {GPU_GRAPHS} {GPU_DET}"
     assert devices == "3"  # XLA accepted the flags and split the CPU
     off = _flags_in_fresh_process(BAYESCALE_HOST_DEVICES="3", BAYESCALE_GPU_GRAPHS="0")
+    assert off.split("\n")[0] == f"--xla_force_host_platform_device_count=3 {GPU_DET}"
+    off = _flags_in_fresh_process(
+        BAYESCALE_HOST_DEVICES="3", BAYESCALE_GPU_GRAPHS="0", BAYESCALE_GPU_DETERMINISTIC="0"
+    )
     assert off.split("\n")[0] == "--xla_force_host_platform_device_count=3"
 
 
