@@ -208,7 +208,36 @@ def _setup_searching(model, key, inputs, hyper, obs):  # pragma: no cover - fall
     return _flat_nuts(info)
 
 
-def _init_kernel(init_kernel, s: _Settings, param_info, key, start=None):
+class _TreeDepths(tuple):
+    """numpyro's ``(warm-up, draws)`` max tree depths, where the warm-up one may be traced.
+
+    numpyro picks ``self[0]`` or ``self[1]`` by iteration, which takes a traced depth, and
+    sizes its trajectory buffers by ``max()`` of the pair, which must stay a Python int:
+    iterating yields the draws' depth alone, never below the warm-up one.
+    """
+
+    def __iter__(self):
+        return iter((self[1],))
+
+
+def _capped_until(warmup: int) -> int:
+    """Iterations whose trees stop at ``FIRST_WINDOW_TREE_DEPTH``: numpyro's first window.
+
+    In that window the metric is still the identity and trees would max out; from the
+    first mass-matrix window on they may grow to ``WARMUP_TREE_DEPTH``. A schedule of one
+    window (fewer than 20 iterations) never adapts the metric and stays capped.
+
+    Example:
+        >>> _capped_until(1000), _capped_until(100), _capped_until(10)
+        (75, 15, 10)
+    """
+    from numpyro.infer.hmc_util import build_adaptation_schedule
+
+    windows = build_adaptation_schedule(warmup)
+    return windows[0].end + 1 if len(windows) > 1 else warmup
+
+
+def _init_kernel(init_kernel, s: _Settings, param_info, key, start=None, warmup_depth=None):
     metric = {}
     if start is not None:
         # a warm start begins with the given metric and step size; it runs only the last
@@ -224,11 +253,11 @@ def _init_kernel(init_kernel, s: _Settings, param_info, key, start=None):
         **metric,
         dense_mass=s.dense_mass,
         target_accept_prob=s.target_accept,
-        # warm-up trees at most 2^6 - 1 leapfrog steps: before the first mass-matrix
-        # window the metric is the identity and trees max out (1023 steps), which made
-        # the first 100 warm-up iterations cost more than all 1000 draws; the cap halves
-        # the cost of a whole fit and leaves the adapted step size and draws unchanged
-        max_tree_depth=(min(WARMUP_TREE_DEPTH, s.max_tree_depth), s.max_tree_depth),
+        # ``advance`` sets the warm-up depth per iteration (a traced value); the state
+        # built here does not depend on it
+        max_tree_depth=_TreeDepths(
+            (FIRST_WINDOW_TREE_DEPTH if warmup_depth is None else warmup_depth, s.max_tree_depth)
+        ),
         rng_key=key,
     )
 
@@ -271,13 +300,17 @@ def _job_advance(model, s: _Settings, tree, leaves, buffers, i0, i1, data):
 
     state = jax.tree.unflatten(tree, leaves)
     info, init_kernel, sample_kernel = _setup(model, state.rng_key, *data)
-    # numpyro's sample_kernel reads the warm-up schedule, tree depths and integrator that
-    # init_kernel sets up; the state it builds here is unused, so it gets a potential and
-    # gradient rather than tracing them (XLA dropped them, but the trace cost ~0.3 s)
-    _init_kernel(init_kernel, s, _unevaluated(info), state.rng_key)
+    unevaluated = _unevaluated(info)
+    capped_until = _capped_until(s.warmup)
+    first, later = (min(d, s.max_tree_depth) for d in (FIRST_WINDOW_TREE_DEPTH, WARMUP_TREE_DEPTH))
 
     def step(i, carry):
         state, buffers = carry
+        # numpyro's sample_kernel reads the warm-up schedule, tree depths and integrator
+        # that init_kernel last set up (the state it builds here is unused, so it gets a
+        # potential and gradient rather than tracing them): this iteration's depth
+        depth = jnp.where(state.i < capped_until, first, later)
+        _init_kernel(init_kernel, s, unevaluated, state.rng_key, warmup_depth=depth)
         state = sample_kernel(state)
         # warm-up iterations all land in slot 0, which the first draw overwrites
         slot = jnp.maximum(i - s.warmup, 0)
@@ -300,8 +333,18 @@ def _job_finish(model, key, z, data):
 #: XLA options of the programs that run once per fit (``init``, ``finish``): without
 #: LLVM's optimisations they compile faster, and their run time stays negligible.
 _LIGHT_OPTIONS = {"xla_backend_optimization_level": 0}
-#: Deepest NUTS tree during warm-up (the draws use ``max_tree_depth``).
-WARMUP_TREE_DEPTH = 6
+#: Deepest NUTS tree in the first warm-up window, where the metric is still the identity:
+#: trees there max out (1023 steps) and made those 75 iterations cost more than all 1000
+#: draws; 2^6 - 1 leapfrog steps halved the cost of a whole fit.
+FIRST_WINDOW_TREE_DEPTH = 6
+#: Deepest NUTS tree in the rest of warm-up (the draws use ``max_tree_depth``). Capped at 6
+#: there too, a chain whose metric came out of a window badly scaled could not move far
+#: enough to estimate the next one: it ran its draws at a tenth of its siblings' step size
+#: with ~300 leapfrog steps each (2 of 64 Chinchilla bootstrap fits, seed 0), and every
+#: lane of a vmapped GPU batch waits for such a chain. 2^8 - 1 steps leave room to repair
+#: the metric; uncapped (10), a GPU batch's warm-up waits for the deepest lane's trees.
+#: Measured (bench/gpu.py, H100, 1024 fits): 102 s at 6, 52 s at 10, 40 s at 8.
+WARMUP_TREE_DEPTH = 8
 #: Random starts drawn per chain; the chain starts at the one with the lowest potential.
 INIT_CANDIDATES = 16
 

@@ -180,8 +180,11 @@ def test_pooling_modes_recover_per_group_truth(pooling):
     # 554-1626; "partial" at 2000: 316 for seed 0, at 3000: 583-1364 over seeds 0-2)
     draws = {"shared": 1000, "none": 2000, "partial": 3000}[pooling]
     settings = {**FAST, "draws": draws, "warmup": 1000}
-    # partial: the fit's own advice for its few divergences (target_accept 0.99)
-    extra = {"target_accept": 0.99} if pooling == "partial" else {}
+    # none and partial: the fit's own advice for its occasional divergences and slow chains
+    # (target_accept 0.99). "none" at 0.95 over seeds 0-3: tail ESS 216-1309 and ok for
+    # 3 of 4 (jax 0.12.0.1; the same seed 0 failed before this session's warm-up change
+    # too, at tail ESS 331, where 2 others had 1-2 divergences); at 0.99: 589-1498, all ok
+    extra = {"target_accept": 0.99} if pooling in ("none", "partial") else {}
     result = bs.fit(runs, "chinchilla", pooling=pooling, seed=0, **settings, **extra)
     assert result.diagnostics.ok, result.diagnostics.verdict()
     names = set(result.summary().index)
