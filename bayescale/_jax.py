@@ -36,7 +36,7 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["cache_dir", "configure", "host_device_count", "select_device"]
+__all__ = ["cache_dir", "configure", "device_name", "host_device_count", "select_device"]
 
 _CONFIGURED = False
 
@@ -164,3 +164,18 @@ def select_device(device: str = "auto"):
                 "(pip install 'bayescale[gpu]') or use --device cpu"
             )
     return jax.devices("cpu")[0]
+
+
+def device_name(device: str = "auto") -> str:
+    """What ``device`` resolves to, as a fit records it: ``cpu``, or ``gpu (<kind>)``.
+
+    A seeded fit reproduces its draws on the same platform only (a GPU's arithmetic
+    differs from a CPU's), so a fit's provenance names the platform it ran on, not the
+    ``auto`` it was asked for.
+
+    Example:
+        >>> device_name("cpu")
+        'cpu'
+    """
+    chosen = select_device(device)
+    return "cpu" if chosen.platform == "cpu" else f"{chosen.platform} ({chosen.device_kind})"

@@ -179,7 +179,7 @@ def fit_many(
     if isinstance(warm_start, Fit):
         start = _warm_start(warm_start, first, chains=chains, dense_mass=dense_mass)
 
-    from ._jax import configure, select_device
+    from ._jax import configure, device_name, select_device
 
     configure()
     from .sampler import run_many
@@ -225,6 +225,7 @@ def fit_many(
         warmups, warmed = [warmup] * n, [start is not None] * n
     seconds = round(time.perf_counter() - started, 3)
 
+    ran_on = device_name(device)
     how = "" if warm_start is None else f", warm_start={'first' if pilot else 'Fit'!r}"
     fits = []
     for i, (scaling_model, runs) in enumerate(zip(models, all_runs, strict=True)):
@@ -236,7 +237,7 @@ def fit_many(
             warmup=warmups[i],
             target_accept=target_accept,
             dense_mass=dense_mass,
-            device=device,
+            device=ran_on,
             seconds=seconds,
         )
         info |= {

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._jax import configure, select_device
+from ._jax import configure, device_name, select_device
 from .laws import Law, get_law, list_laws
 from .model import ScalingModel, build_model, pad_size
 from .posterior import Fit
@@ -202,7 +202,7 @@ def fit(
         warmup=warmup,
         target_accept=target_accept,
         dense_mass=dense_mass,
-        device=device,
+        device=device_name(device),
         seconds=round(time.perf_counter() - started, 3),
     )
     info["command"] = command if command is not None else _describe_call(data, spec, info)

@@ -74,6 +74,7 @@ def test_fit_many_returns_one_ok_fit_per_dataset(batch, ladders):
         assert result.samples["alpha"].shape == (SETTINGS["chains"], SETTINGS["draws"])
         assert result.info["seed"] == SETTINGS["seed"] + i
         assert result.info["batch"] == {"index": i, "size": N_SETS}
+        assert result.info["device"] == "cpu"  # what device="auto" ran on (tests: the CPU)
 
 
 def test_each_fit_keeps_its_own_priors_and_reference_scale(batch, singles):

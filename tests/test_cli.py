@@ -134,6 +134,7 @@ def test_fit_warm_starts_from_a_fit_file(chinchilla_fit, capsys, tmp_path):
     assert json.loads(stdout)["diagnostics"]["ok"]
     info = load_fit(out).info
     assert info["warm_start"] is True and info["warmup"] == 200
+    assert info["device"] == "cpu"  # the platform --device auto ran on, not "auto"
     # the refit's own file keeps an end state too: it warm-starts the next refit
     code, stdout, _ = run(capsys, *argv, "--warm-start", out, "--out", tmp_path / "3.nc", "--json")
     assert code == 0 and load_fit(tmp_path / "3.nc").info["warm_start"] is True
