@@ -8,14 +8,16 @@ PY := $(VENV)/bin/python
 PYTHON312 ?= $(shell for p in python3.12 $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
 	if [ -x "$$(command -v $$p 2>/dev/null)" ] && "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then echo $$p; break; fi; done)
 STAMP := $(VENV)/.installed
+# the tested versions of every dependency (see its header)
+CONSTRAINTS := .ci/constraints.txt
 
-.PHONY: demo test test-fast lint format bench bench-setup bench-gpu clean
+.PHONY: demo test test-fast lint format bench bench-setup bench-gpu constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@if [ -z "$(PYTHON312)" ]; then echo "error: python3.12 not found (install it or set PYTHON312=/path/to/python3.12)" >&2; exit 2; fi
 	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -38,7 +40,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix bayescale tests bench
 
 bench-setup: $(STAMP)
-	$(PY) -m pip install --quiet -r bench/requirements.txt
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -r bench/requirements.txt
 
 bench: bench-setup
 	$(PY) bench/run.py
@@ -46,6 +48,12 @@ bench: bench-setup
 # batched fits on the GPU JAX sees (install jax with CUDA first: README, GPU)
 bench-gpu: $(STAMP)
 	$(PY) bench/gpu.py
+
+# after upgrading packages in .venv (pip install -U ...) and passing `make test` and `make bench`
+# on them: record the environment as the tested set
+constraints:
+	@{ sed -n '/^#/p' $(CONSTRAINTS); $(PY) -m pip freeze --exclude-editable; } > $(CONSTRAINTS).new
+	@mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info

@@ -12,6 +12,11 @@ REPO = Path(__file__).resolve().parents[1]
 # Tests never draw progress bars; figures render off-screen.
 os.environ.setdefault("BAYESCALE_NO_PROGRESS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The suite runs on the CPU, on any machine: its seeded statistical gates were set on CPU
+# draws, and a GPU's arithmetic gives other draws (on an H100, a seeded warm-started fit of
+# test_cli missed its R-hat gate). test_gpu.py fits on a GPU, when there is one, in a
+# process of its own. JAX_PLATFORMS=cuda,cpu runs the whole suite on the GPU instead.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 #: Sampler settings for tests: 4000 draws keep R-hat (gate 1.01) out of its sampling noise on
 #: the harder 30-run ladders (4 x 500 draws gave R-hat 1.010-1.016 by chance on ~1 seed in 8).
