@@ -435,18 +435,12 @@ BATCH = 10
 
 
 def _fit_all(runs_list, law, seed: int, progress: bool, **kwargs) -> list:
-    """Fit every ladder: :func:`bayescale.batch.fit_many` in fixed-size chunks, else one by one."""
+    """Fit every ladder with :func:`bayescale.batch.fit_many`, in chunks of ``BATCH`` (the
+    last one padded, so every chunk has the same shape and reuses the compiled programs)."""
+    from .batch import fit_many
     from .posterior import FitWarning
 
-    try:
-        from .batch import fit_many
-    except ImportError:  # pragma: no cover - batch.py is optional
-        fit_many = None
     fits = []
-    if fit_many is None:
-        for i, runs in enumerate(runs_list):
-            fits.append(_fit_quietly(runs, law, seed=seed + i, **kwargs)[0])
-        return fits
     for start in range(0, len(runs_list), BATCH):
         chunk = list(runs_list[start : start + BATCH])
         padded = chunk + [chunk[-1]] * (BATCH - len(chunk))  # same shape: no recompile
