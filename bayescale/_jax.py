@@ -166,16 +166,16 @@ def select_device(device: str = "auto"):
     return jax.devices("cpu")[0]
 
 
-def device_name(device: str = "auto") -> str:
-    """What ``device`` resolves to, as a fit records it: ``cpu``, or ``gpu (<kind>)``.
+def device_name(device) -> str:
+    """The JAX ``device`` a fit ran on (:func:`select_device`'s), as the fit records it:
+    ``cpu``, or ``gpu (<kind>)``.
 
     A seeded fit reproduces its draws on the same platform only (a GPU's arithmetic
     differs from a CPU's), so a fit's provenance names the platform it ran on, not the
     ``auto`` it was asked for.
 
     Example:
-        >>> device_name("cpu")
+        >>> device_name(select_device("cpu"))
         'cpu'
     """
-    chosen = select_device(device)
-    return "cpu" if chosen.platform == "cpu" else f"{chosen.platform} ({chosen.device_kind})"
+    return "cpu" if device.platform == "cpu" else f"{device.platform} ({device.device_kind})"

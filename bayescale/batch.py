@@ -203,13 +203,14 @@ def fit_many(
             draws=draws,
             dense_mass=dense_mass,
             target_accept=target_accept,
-            device=select_device(device),
+            device=dev,
             persist=first.portable,
             start=start,
         )
 
     n = len(models)
     started = time.perf_counter()
+    dev = select_device(device)
     if pilot:  # datasets[0] adapts fully; the others start where its chains ended
         parts = [sample([0], FULL_WARMUP, None)]
         if n > 1:
@@ -225,7 +226,6 @@ def fit_many(
         warmups, warmed = [warmup] * n, [start is not None] * n
     seconds = round(time.perf_counter() - started, 3)
 
-    ran_on = device_name(device)
     how = "" if warm_start is None else f", warm_start={'first' if pilot else 'Fit'!r}"
     fits = []
     for i, (scaling_model, runs) in enumerate(zip(models, all_runs, strict=True)):
@@ -237,7 +237,7 @@ def fit_many(
             warmup=warmups[i],
             target_accept=target_accept,
             dense_mass=dense_mass,
-            device=ran_on,
+            device=device_name(dev),
             seconds=seconds,
         )
         info |= {

@@ -180,6 +180,8 @@ def fit(
         target_accept = default_target_accept(scaling_model)
     start = _warm_start(warm_start, scaling_model, chains=chains, dense_mass=dense_mass)
     started = time.perf_counter()
+    configure()
+    dev = select_device(device)
     samples, stats, end = sample(
         scaling_model,
         runs,
@@ -187,7 +189,7 @@ def fit(
         draws=draws,
         warmup=warmup,
         seed=seed,
-        device=device,
+        device=dev,
         progress=_progress_default(progress),
         target_accept=target_accept,
         dense_mass=dense_mass,
@@ -202,7 +204,7 @@ def fit(
         warmup=warmup,
         target_accept=target_accept,
         dense_mass=dense_mass,
-        device=device_name(device),
+        device=device_name(dev),
         seconds=round(time.perf_counter() - started, 3),
     )
     info["command"] = command if command is not None else _describe_call(data, spec, info)
@@ -334,7 +336,7 @@ def sample(
     draws: int,
     warmup: int,
     seed: int,
-    device: str = "auto",
+    device,
     progress: bool = False,
     target_accept: float = 0.9,
     dense_mass: bool = True,
@@ -342,15 +344,14 @@ def sample(
     start: dict | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Run NUTS; return samples and sample stats shaped ``(chains, draws, ...)`` and where
-    each chain ended (see :func:`bayescale.sampler.run_chains`).
+    each chain ended (see :func:`bayescale.sampler.run_chains`). ``device``: the JAX device
+    (:func:`bayescale._jax.select_device`, after :func:`bayescale._jax.configure`).
 
     The compiled sampler is cached per model structure and settings; new data of the
     same padded shape reuses it without recompiling.
     """
-    configure()
     from .sampler import run_chains
 
-    dev = select_device(device)
     inputs, hyper, obs = model_arguments(scaling_model, runs, loss_mask=loss_mask)
     samples, stats, end = run_chains(
         scaling_model.model,
@@ -364,7 +365,7 @@ def sample(
         draws=draws,
         dense_mass=dense_mass,
         target_accept=target_accept,
-        device=dev,
+        device=device,
         progress=progress,
         persist=scaling_model.portable,
         start=start,
