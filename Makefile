@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # the tested versions of every dependency (see its header)
 CONSTRAINTS := .ci/constraints.txt
 
-.PHONY: demo test test-fast lint format bench bench-setup bench-gpu constraints clean
+.PHONY: demo test test-fast lint format bench bench-setup bench-gpu backtest constraints clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@if [ -z "$(PYTHON312)" ]; then echo "error: python3.12 not found (install it or set PYTHON312=/path/to/python3.12)" >&2; exit 2; fi
@@ -44,6 +44,11 @@ bench-setup: $(STAMP)
 
 bench: bench-setup
 	$(PY) bench/run.py
+
+# the real-data backtest corpus with the defaults: one row per study (docs/backtest.md)
+backtest: $(STAMP)
+	@mkdir -p bench/results
+	$(PY) bench/backtest.py --json bench/results/backtest.json
 
 # batched fits on the GPU JAX sees (install jax with CUDA first: README, GPU)
 bench-gpu: $(STAMP)

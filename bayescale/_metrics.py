@@ -138,6 +138,26 @@ def _target_log_loss(arm: Arm, target: Target) -> np.ndarray:
     return arm.law_log_loss({k: np.log(values[k]) for k in arm.law.inputs})[:, 0]
 
 
+def _drift_term(arm: Arm, target: Target) -> np.ndarray | float:
+    """The fit's learned drift beyond its data (:mod:`bayescale.drift`) at the target, ``(S,)``.
+
+    A compute-optimal target gets the drift along compute only (its tokens per parameter
+    differ per draw and stay near the ladder's own).
+    """
+    if not getattr(arm.fit.model, "drift", ()):
+        return 0.0
+    if target.compute_optimal:
+        values = {"compute": np.asarray([target.compute])}
+    else:
+        values = {
+            k: np.asarray([v])
+            for k, v in target.values(arm.flops_per_token).items()
+            if v is not None
+        }
+    codes = np.asarray([arm.code], np.int32)
+    return arm.fit.drift_offset(values, codes)[arm.order, 0]
+
+
 def _target_compute(arm: Arm, target: Target) -> float | None:
     return target.values(arm.flops_per_token).get("compute")
 
@@ -187,10 +207,11 @@ def to_metric(arm: Arm, loss: np.ndarray, metric: str, noise: bool, rng) -> np.n
 def metric_draws(arm: Arm, target: Target, metric: str, noise: bool, rng) -> np.ndarray:
     """Metric per draw at the target, ``(S,)``: the law's value, or a new run's.
 
-    Fits with a discrepancy term (``discrepancy=True``) add it in both variants, drawn
-    independently per arm (each arm's law may bend its own way beyond the data).
+    The fit's learned drift beyond its data is added, as in :meth:`Fit.predict`. Fits with
+    a discrepancy term (``discrepancy=True``) add it in both variants, drawn independently
+    per arm (each arm's law may bend its own way beyond the data).
     """
-    log_loss = _target_log_loss(arm, target)
+    log_loss = _target_log_loss(arm, target) + _drift_term(arm, target)
     fit = arm.fit
     if getattr(fit.model, "discrepancy", False):
         log_loss = log_loss + structured_scale(

@@ -265,7 +265,10 @@ def plot_fit(
             else:
                 values = _grid_inputs(x, along, ladders.values[i], xs, fpt)
             values = {k: values[k] for k in fit.law.inputs}
-            loss = np.exp(fit.log_loss_draws(values, np.full(len(xs), g, np.int32)))
+            on_curve = np.full(len(xs), g, np.int32)
+            # beyond the data the law bends as its ladder's backtest says (the fit's drift)
+            log_loss = fit.log_loss_draws(values, on_curve) + fit.drift_offset(values, on_curve)
+            loss = np.exp(log_loss)
             q = _band_quantiles(loss, probs)
             for p, alpha in zip(probs, (0.15, 0.3, 0.45), strict=False):
                 panel.fill_between(xs, q[p][0], q[p][1], color=color, alpha=alpha, lw=0)

@@ -134,6 +134,8 @@ def cmd_fit(args) -> int:
         target_accept=args.target_accept,
         priors=_parse_priors(args.prior),
         warm_start=warm_start,
+        drift=not args.no_drift,
+        extend=args.extend,
         command="bayescale " + " ".join(sys.argv[1:]) if sys.argv else None,
     )
     result.to_netcdf(out, overwrite=args.force)
@@ -240,6 +242,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="NUTS target acceptance (default 0.95; 0.97 with --pooling partial)",
     )
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto")
+    p.add_argument(
+        "--extend",
+        type=int,
+        default=3,
+        metavar="K",
+        help="continue the chains up to K times by --draws while R-hat or ESS fail (3; 0: never)",
+    )
+    p.add_argument(
+        "--no-drift",
+        action="store_true",
+        help="the law's posterior alone beyond the data (no drift learned from the ladder's "
+        "own backtest; such intervals are too narrow on real ladders)",
+    )
     p.add_argument("--out", required=True, help="netCDF file to write")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--no-progress", action="store_true")

@@ -54,6 +54,8 @@ def cmd_report(args) -> int:
         argv += ["--target", t]
     if args.prob != 0.95:
         argv += ["--prob", f"{args.prob:g}"]
+    if args.no_backtest:
+        argv += ["--no-backtest"]
     files = write_report(
         result,
         args.out,
@@ -61,6 +63,7 @@ def cmd_report(args) -> int:
         prob=args.prob,
         command=report_command(argv),
         force=args.force,
+        backtest=not args.no_backtest,
     )
     verdict = "ok" if files["diagnostics_ok"] else "NOT OK: " + result.diagnostics.verdict()
     text = (
@@ -86,5 +89,10 @@ def register(subparsers) -> None:
     )
     p.add_argument("--prob", type=_prob, default=0.95, help="interval probability (default 0.95)")
     p.add_argument("--force", action="store_true", help="overwrite an existing report in --out")
+    p.add_argument(
+        "--no-backtest",
+        action="store_true",
+        help="leave out the backtest of the fit's own ladder (one more fit)",
+    )
     _add_json(p)
     p.set_defaults(func=cmd_report)

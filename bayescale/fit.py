@@ -27,6 +27,11 @@ from .specs import ModelSpec, load_model
 
 __all__ = ["fit", "resolve_spec", "sample"]
 
+#: warm-up of a continued chain (``extend``): its metric is kept, its step size re-adapted
+CONTINUE_WARMUP = 200
+#: target acceptance of the one re-run of a fit that diverged at the default
+RETRY_ACCEPT = 0.99
+
 
 def resolve_spec(law: str | Law | ModelSpec | Path) -> ModelSpec:
     """A :class:`ModelSpec` from a law name, a spec name or path, a Law or a spec.
@@ -90,6 +95,8 @@ def fit(
     discrepancy: bool = False,
     loss_mask: np.ndarray | None = None,
     warm_start: Fit | None = None,
+    drift: bool = True,
+    extend: int = 3,
 ) -> Fit:
     """Fit a scaling law to runs and return the posterior as a :class:`Fit`.
 
@@ -132,6 +139,19 @@ def fit(
             size. A refit on new data of the same shape then takes about half the
             sampling time. The diagnostics judge the result as for any fit: if the new
             posterior is far from the old one, fit without ``warm_start``.
+        drift: learn how far the law's extrapolations drift from the ladder's own
+            backtest (:mod:`bayescale.drift`): the law is refitted on the lower part of
+            the runs (2-5 more fits of the same compiled sampler), and predictions beyond
+            the data carry the drift it showed, with its uncertainty. ``False`` gives the
+            law's posterior alone, whose intervals beyond the data are too narrow on real
+            ladders (``docs/calibration.md``).
+        extend: while R-hat or ESS fail the diagnostics (with no divergences), continue
+            every chain from where it ended, with its adapted metric, for another
+            ``draws`` draws, at most ``extend`` times: the posteriors of small ladders
+            (5 runs for 4 parameters) have long tails that 1000 draws per chain do not
+            always settle. ``info["extended"]`` counts the continuations. A fit that
+            diverges at the default ``target_accept`` is first run again at 0.99 (the
+            step size the verdict would advise). ``0`` turns both off.
 
     Returns:
         The :class:`~bayescale.posterior.Fit`.
@@ -173,18 +193,25 @@ def fit(
         spec = spec.with_(downstream=True)
     spec = spec.with_(priors=priors, likelihood=likelihood, pooling=pooling)
     loss_mask = _check_loss_mask(loss_mask, runs)
+    if likelihood is None and _default_likelihood(law):
+        spec = spec.with_(likelihood=auto_likelihood(spec, runs, loss_mask))
     scaling_model = build_model(
         spec, runs if loss_mask is None else runs.select(loss_mask), discrepancy=discrepancy
     )
+    chosen_accept = target_accept is not None
     if target_accept is None:
         target_accept = default_target_accept(scaling_model)
     start = _warm_start(warm_start, scaling_model, chains=chains, dense_mass=dense_mass)
     started = time.perf_counter()
     configure()
     dev = select_device(device)
-    samples, stats, end = sample(
+
+    retry = extend and not chosen_accept and start is None and target_accept < RETRY_ACCEPT
+    samples, stats, end, extended, target_accept = _sample_until_ok(
         scaling_model,
         runs,
+        extend=extend,
+        retry=bool(retry),
         chains=chains,
         draws=draws,
         warmup=warmup,
@@ -200,7 +227,7 @@ def fit(
         runs,
         seed=seed,
         chains=chains,
-        draws=draws,
+        draws=draws * (1 + extended),
         warmup=warmup,
         target_accept=target_accept,
         dense_mass=dense_mass,
@@ -211,9 +238,151 @@ def fit(
     if loss_mask is not None:
         info["loss_mask"] = [bool(v) for v in loss_mask]
     info["warm_start"] = start is not None
+    info["extended"] = extended
+    if drift:
+        fitted_runs = runs if loss_mask is None else runs.select(loss_mask)
+        calibration = _calibrate_drift(
+            spec,
+            fitted_runs,
+            scaling_model,
+            pad_size(runs.n_runs),
+            dev,
+            chains=chains,
+            draws=draws,
+            warmup=1000 if warm_start is not None else warmup,
+            seed=seed,
+            target_accept=info["target_accept"],
+            dense_mass=dense_mass,
+            extend=extend,
+        )
+        from .drift import drift_draws, with_drift
+
+        samples = {**samples, **drift_draws(calibration, chains, draws * (1 + extended), seed)}
+        scaling_model = with_drift(scaling_model, calibration)
+        info["drift"] = calibration
+        info["seconds"] = round(time.perf_counter() - started, 3)
     result = Fit(scaling_model, samples, stats, runs, info)
     result.sampler_end = end
     return result
+
+
+def _sample_until_ok(scaling_model, runs, *, extend: int, retry: bool, target_accept, **settings):
+    """:func:`sample`, run again at :data:`RETRY_ACCEPT` if it diverged (``retry``), then
+    continued while R-hat or ESS fail (at most ``extend`` times; see :func:`fit`).
+
+    Returns ``(samples, stats, end, extended, target_accept)``.
+    """
+    progress = settings.pop("progress", False)
+    for attempt in range(2 if retry else 1):
+        if attempt:
+            # divergences at the default step size (the long E-A-B tails of a small
+            # ladder): smaller steps, as the verdict would advise, before any draw is used
+            target_accept = RETRY_ACCEPT
+        samples, stats, end = sample(
+            scaling_model, runs, target_accept=target_accept, progress=progress, **settings
+        )
+        samples, stats, end, extended = _extend(
+            scaling_model,
+            runs,
+            samples,
+            stats,
+            end,
+            extend,
+            target_accept=target_accept,
+            **{k: v for k, v in settings.items() if k not in ("warmup", "start")},
+        )
+        if not np.any(stats["diverging"]):
+            break
+    return samples, stats, end, extended, target_accept
+
+
+def _extend(scaling_model, runs, samples, stats, end, extend: int, *, seed, draws, **settings):
+    """Continue the chains while R-hat or ESS fail without divergences (see ``extend``)."""
+    extended = 0
+    while extended < extend:
+        check = Fit(scaling_model, samples, stats, runs, {"warn": False})
+        d = check.diagnostics
+        if d.ok or d.divergences or not d.messages:
+            break
+        extended += 1
+        more, more_stats, end = sample(
+            scaling_model,
+            runs,
+            seed=seed + 100_003 * extended,
+            draws=draws,
+            warmup=CONTINUE_WARMUP,
+            start=end,
+            **settings,
+        )
+        samples = {k: np.concatenate([samples[k], more[k]], axis=1) for k in samples}
+        stats = {k: np.concatenate([stats[k], more_stats[k]], axis=1) for k in stats}
+    return samples, stats, end, extended
+
+
+def _calibrate_drift(spec, runs, scaling_model, size, dev, *, seed, **settings) -> dict:
+    """:func:`bayescale.drift.calibrate_drift` with folds fitted by this fit's sampler."""
+    from .drift import calibrate_drift
+    from .isoflop import without_sweep
+
+    law = spec.law
+    fold_spec = spec.with_(downstream=False) if spec.downstream else spec
+
+    def fit_fold(train, fold_seed):
+        train = without_sweep(train)  # a fold predicts new budgets: no sweep effects
+        model = build_model(fold_spec, train)
+        # a re-run at a higher target acceptance only when the fold's diagnostics fail: a
+        # few divergences barely move the median and spread of its predictions, and a re-run
+        # of every fold that diverged once doubled the cost of the calibration
+        fold_settings = dict(settings)
+        for _attempt in range(2):
+            samples, stats, _, _, _ = _sample_until_ok(
+                model, train, seed=fold_seed, device=dev, size=size, retry=False, **fold_settings
+            )
+            fitted = Fit(model, samples, stats, train, {"warn": False})
+            if fitted.diagnostics.ok or not fitted.diagnostics.divergences:
+                break
+            fold_settings["target_accept"] = RETRY_ACCEPT
+        return fitted
+
+    import warnings
+
+    from .posterior import FitWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        return calibrate_drift(
+            runs, fit_fold, tuple(law.inputs), len(law.parameter_names), law.name, seed=seed
+        )
+
+
+def _default_likelihood(law) -> bool:
+    """Whether ``law`` leaves the likelihood to bayescale (a law, not a spec that names one)."""
+    return isinstance(law, Law) or (isinstance(law, str) and law in list_laws())
+
+
+def auto_likelihood(spec: ModelSpec, runs: Runs, loss_mask=None) -> str:
+    """``student_t``, or ``normal`` when the runs are too few for a robust likelihood.
+
+    A Student-t posterior can be improper when the law passes exactly through its k
+    parameters' worth of runs and fewer than 2k - 1 runs inform each noise scale
+    (:func:`bayescale.model.build_model` warns of it); with so few runs it cannot tell an
+    outlier from the law either, and its heavy tails only widen the extrapolation.
+
+    Example:
+        >>> auto_likelihood(resolve_spec("gadre2024"), bs.load_gadre2024(roles="fit_loss+fit_error",
+        ...                 distributions="rpj"))                         # doctest: +SKIP
+        'normal'
+    """
+    if spec.likelihood != "student_t":
+        return spec.likelihood
+    fitted = runs if loss_mask is None else runs.select(loss_mask)
+    k = len(spec.law.parameter_names)
+    if spec.pooling == "none" and fitted.group is not None and len(fitted.group_names) > 1:
+        counts = np.bincount(np.asarray(fitted.group), minlength=len(fitted.group_names))
+        fewest = int(counts[counts > 0].min())
+    else:
+        fewest, k = fitted.n_runs, k * (1 if fitted.group is None else len(fitted.group_names))
+    return "student_t" if fewest >= 2 * k - 1 else "normal"
 
 
 def _warm_start(previous, scaling_model: ScalingModel, *, chains: int, dense_mass: bool):
@@ -342,17 +511,19 @@ def sample(
     dense_mass: bool = True,
     loss_mask: np.ndarray | None = None,
     start: dict | None = None,
+    size: int | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Run NUTS; return samples and sample stats shaped ``(chains, draws, ...)`` and where
     each chain ended (see :func:`bayescale.sampler.run_chains`). ``device``: the JAX device
     (:func:`bayescale._jax.select_device`, after :func:`bayescale._jax.configure`).
 
     The compiled sampler is cached per model structure and settings; new data of the
-    same padded shape reuses it without recompiling.
+    same padded shape reuses it without recompiling (``size``: pad to this many rows
+    instead of the next power of two, so a subset reuses the full data's programs).
     """
     from .sampler import run_chains
 
-    inputs, hyper, obs = model_arguments(scaling_model, runs, loss_mask=loss_mask)
+    inputs, hyper, obs = model_arguments(scaling_model, runs, size=size, loss_mask=loss_mask)
     samples, stats, end = run_chains(
         scaling_model.model,
         scaling_model.static_key(),

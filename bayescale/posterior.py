@@ -556,7 +556,50 @@ class Fit:
         if beyond is not None and np.any(beyond > 0):  # inside the data: nothing to add
             # one standard normal per draw: the law bends smoothly, not target by target
             out += (self.flat("kappa") * rng.standard_normal(shape[0]))[:, None] * beyond[None, :]
+        return out + self.drift_offset(values, codes)
+
+    def drift_offset(self, values: Mapping[str, np.ndarray], codes=None) -> np.ndarray:
+        """The learned drift on log loss per draw and target, ``(draws, targets)``.
+
+        ``drift * max(0, log C - log C_max) + drift_ratio * max(0, log M - log M_max)``
+        (:mod:`bayescale.drift`); zeros inside the data and for fits without drift.
+        """
+        size = len(np.atleast_1d(next(iter(values.values()))))
+        n = self.n_chains * self.n_draws
+        out = np.zeros((n, size))
+        if "drift" in self.model.drift:
+            out += self.flat("drift")[:, None] * self.beyond_data(values, codes)[None, :]
+        if "drift_ratio" in self.model.drift:
+            out += self.flat("drift_ratio")[:, None] * self.beyond_ratio(values, codes)[None, :]
         return out
+
+    def beyond_ratio(self, values: Mapping[str, np.ndarray], codes=None) -> np.ndarray:
+        """Log-distance of targets beyond the largest fitted tokens per parameter, ``max(0,
+        log M - log M_max)`` with M = D/N (zeros when the fit has no ratio edge).
+
+        Example:
+            >>> fit.beyond_ratio({"params": np.array([1e9]), "tokens": np.array([6.4e11])})  # doctest: +SKIP
+            array([3.47])
+        """
+        frontier = self.model.frontier
+        values = dict(values)
+        fpt = float(self.info.get("flops_per_token", 6.0))
+        if (
+            values.get("tokens") is None
+            and values.get("params") is not None
+            and values.get("compute") is not None
+        ):
+            values["tokens"] = np.asarray(values["compute"]) / (fpt * np.asarray(values["params"]))
+        size = len(np.atleast_1d(next(iter(values.values()))))
+        if "ratio" not in frontier or values.get("params") is None or values.get("tokens") is None:
+            return np.zeros(size)
+        groups = [None] * size
+        if codes is not None and self.model.grouped:
+            groups = [self.group_names[c] for c in np.broadcast_to(codes, (size,))]
+        edge = np.array([frontier.get(f"ratio[{g}]", frontier["ratio"]) for g in groups])
+        ratio = np.log(np.broadcast_to(np.asarray(values["tokens"], np.float64), (size,)))
+        ratio = ratio - np.log(np.broadcast_to(np.asarray(values["params"], np.float64), (size,)))
+        return np.maximum(0.0, ratio - edge)
 
     def beyond_data(self, values: Mapping[str, np.ndarray], codes=None) -> np.ndarray:
         """Log-distance of targets beyond the largest observed compute, ``max(0, log C/C_max)``.
@@ -571,6 +614,7 @@ class Fit:
         frontier = self.model.frontier
         fpt = float(self.info.get("flops_per_token", 6.0))
         values = dict(values)
+        values = {k: v for k, v in values.items() if v is not None}
         if values.get("compute") is None and "params" in values and "tokens" in values:
             values["compute"] = fpt * np.asarray(values["params"]) * np.asarray(values["tokens"])
         size = len(np.atleast_1d(next(iter(values.values()))))
@@ -731,6 +775,7 @@ class Fit:
             "sweep_names": list(getattr(self.runs, "sweep_names", ()) or ()),
             "model_sweep_names": list(self.model.sweep_names),
             "discrepancy": bool(self.model.discrepancy),
+            "drift": list(self.model.drift),
             "frontier": dict(self.model.frontier),
             "log_ref": dict(self.model.log_ref),
             "columns": dict(self.runs.columns),
@@ -858,6 +903,7 @@ def _fit_from_file(tree, record: dict, path: Path) -> Fit:
         tuple(str(v) for v in record.get("model_sweep_names", ())),
         bool(record.get("discrepancy", False)),
         {k: float(v) for k, v in record.get("frontier", {}).items()},
+        tuple(str(v) for v in record.get("drift", ())),
     )
     internal = tree["bayescale_samples"].to_dataset()
     samples = {k: np.asarray(internal[k].values) for k in internal.data_vars}

@@ -447,6 +447,7 @@ def write_report(
     formats: Sequence[str] = FIGURE_FORMATS,
     command: str | None = None,
     force: bool = False,
+    backtest: bool = True,
 ) -> dict:
     """Write ``report.md``, ``table.tex`` and the figures of ``fit`` into folder ``out``.
 
@@ -460,6 +461,8 @@ def write_report(
         formats: figure formats (``png`` and/or ``pdf``).
         command: the command that made the report (recorded under "Reproduce").
         force: overwrite an existing ``report.md`` in ``out``.
+        backtest: add "How far to trust it": the fit's drift folds and a backtest of its
+            own ladder (the top quarter of its log-compute span held out; one more fit).
 
     Returns:
         ``{"out", "report", "table", "figures", "files"}`` with paths as strings;
@@ -522,6 +525,14 @@ def write_report(
             md.append(f"![{stem}](figures/{shown.name})")
             md.append("")
         md += [f"*{caption}* ({links})", ""]
+    if backtest:
+        from ._report_backtest import backtest_section
+
+        trust, written = backtest_section(
+            fit, figures_dir, lambda figure, stem: _save(figure, stem, formats)
+        )
+        md += trust
+        figure_paths += written
     md += _reproduce_section(fit, command)
     report.write_text("\n".join(md), encoding="utf-8")
     (out / "table.tex").write_text(table_tex, encoding="utf-8")

@@ -61,7 +61,17 @@ def singles(ladders):
     seed = SETTINGS["seed"]
     settings = {k: v for k, v in SETTINGS.items() if k != "seed"}
     return [
-        bs.fit(d, "chinchilla", **settings, seed=seed + i, progress=False, **COLUMNS)
+        # fit_many samples the law alone: no drift folds, no continued chains
+        bs.fit(
+            d,
+            "chinchilla",
+            **settings,
+            seed=seed + i,
+            progress=False,
+            drift=False,
+            extend=0,
+            **COLUMNS,
+        )
         for i, d in enumerate(ladders)
     ]
 

@@ -39,7 +39,11 @@ def test_calibration_priors_are_fixed_and_realistic():
         params=np.repeat(np.geomspace(3e7, 1e9, 5), 4),
         tokens=np.repeat(np.geomspace(3e7, 1e9, 5), 4) * np.tile([10, 20, 40, 80], 5),
     )
-    assert priors["E"] == bs.Prior("Uniform", {"low": 0.0, "high": round(float(loss.min()), 6)})
+    m = round(float(loss.min()), 6)
+    assert priors["E"] == bs.Prior(
+        "TruncatedNormal",
+        {"mu": round(0.55 * m, 6), "sigma": round(0.3 * m, 6), "low": 0.0, "high": m},
+    )
     assert priors["sigma"] == CALIBRATION_NOISE
     assert set(priors) == {"E", "alpha", "beta", "log_N_term", "log_D_term", "sigma"}
     # the noise prior puts 95% of its mass between 0.4% and 2.7% on loss
@@ -160,7 +164,7 @@ def _assert_calibrated(result: Calibration, parameters):
 def test_sbc_chinchilla_intervals_are_calibrated(sbc_chinchilla):
     _assert_calibrated(sbc_chinchilla, ["E", "A", "B", "alpha", "beta"])
     priors = sbc_chinchilla.priors
-    assert priors["E"].startswith("Uniform(low=0, high=2.4")
+    assert priors["E"].startswith("TruncatedNormal(mu=1.3") and "high=2.4" in priors["E"]
     assert priors["sigma"] == str(CALIBRATION_NOISE)
 
 

@@ -63,7 +63,18 @@ def test_fit_summary_predict_json_contracts(chinchilla_fit, capsys):
     code, stdout, _ = run(capsys, "summary", out, "--json")
     assert code == 0
     payload = json.loads(stdout)  # exactly one JSON object
-    assert set(payload["parameters"]) == {"E", "A", "B", "alpha", "beta", "sigma", "nu"}
+    # the law, its noise, and the drift learned from the ladder's own backtest
+    assert set(payload["parameters"]) == {
+        "E",
+        "A",
+        "B",
+        "alpha",
+        "beta",
+        "sigma",
+        "nu",
+        "drift",
+        "drift_ratio",
+    }
     for stats in payload["parameters"].values():
         assert SUMMARY_KEYS <= set(stats)
     assert DIAGNOSTIC_KEYS <= set(payload["diagnostics"])

@@ -211,12 +211,17 @@ def test_plot_prior_posterior_panels_and_honest_scale_labels(two_arm_fits):
     by_site = dict(zip(sites, main, strict=True))
     assert "sampled scale" in by_site["log_N_term"].get_xlabel()
     assert "N_ref" in by_site["log_N_term"].get_xlabel()
-    assert "prior TruncatedNormal(mu=0.3, sigma=0.3" in by_site["eta"].get_xlabel()
-    # E's prior is Uniform(0, min loss): the dashed line is its density 1 / min loss
-    e_prior = fit.model.priors["E"]
+    assert "prior TruncatedNormal(mu=0.3, sigma=0.1" in by_site["eta"].get_xlabel()
+    # E's prior is TruncatedNormal(0.55 m, 0.3 m) on (0, m): the dashed line is its density
+    from scipy import stats
+
+    e_prior = fit.model.priors["E"].params
     dashed = next(ln for ln in by_site["E"].lines if ln.get_linestyle() == "--")
-    inside = (dashed.get_xdata() > 0.01) & (dashed.get_xdata() < e_prior.params["high"] - 0.01)
-    np.testing.assert_allclose(dashed.get_ydata()[inside], 1 / e_prior.params["high"])
+    x = dashed.get_xdata()
+    inside = (x > 0.01) & (x < e_prior["high"] - 0.01)
+    a, b = (np.array([e_prior["low"], e_prior["high"]]) - e_prior["mu"]) / e_prior["sigma"]
+    density = stats.truncnorm.pdf(x[inside], a, b, loc=e_prior["mu"], scale=e_prior["sigma"])
+    np.testing.assert_allclose(dashed.get_ydata()[inside], density, rtol=1e-6)
     # the data identify E per arm: contraction near 1
     contraction = float(by_site["eta"].get_title(loc="right").split()[-1])
     assert contraction > 0.9

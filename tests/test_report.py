@@ -229,7 +229,7 @@ def test_report_cli_writes_every_file_it_lists(report, report_run):
     assert set(payload) == {"out", "report", "table", "figures", "files", "diagnostics_ok"}
     assert payload["diagnostics_ok"] is True
     stems = {"fit_compute", "fit_tokens", "ppc", "residuals", "frontiers", "p_best"}
-    stems |= {"prior_posterior", "pair", "trace", "rank"}
+    stems |= {"prior_posterior", "pair", "trace", "rank", "backtest"}
     written = {p.rsplit("/", 1)[1] for p in payload["figures"]}
     assert written == {f"{s}.{ext}" for s in stems for ext in ("png", "pdf")}
     for path in payload["files"]:
@@ -245,7 +245,7 @@ def test_report_markdown_links_resolve_and_sections_are_there(report, report_run
     text = (report["out"] / "report.md").read_text()
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     links = re.findall(r"(?<!!)\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(images) == 10
+    assert len(images) == 11  # ten figures of the fit and its ladder's backtest
     for rel in images + links:
         target = report["out"] / rel
         assert target.is_file() and target.stat().st_size > 0, rel
@@ -259,9 +259,13 @@ def test_report_markdown_links_resolve_and_sections_are_there(report, report_run
         "## Decisions at the targets",
         "## Compute-optimal allocation",
         "## Figures",
+        "## How far to trust it",
         "## Reproduce",
     ):
         assert heading in text
+    # the ladder's own backtest: its drift folds and a held-out check with coverage
+    assert "| compute | 0.25 |" in text and "Backtest of this ladder" in text
+    assert "| bayescale |" in text and "| point fit (Huber + bootstrap) |" in text
     for site, prior in fit.model.priors.items():
         if site in fit.samples:
             assert f"{site} ~ {prior}" in text  # priors printed as Prior objects

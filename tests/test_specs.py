@@ -95,7 +95,11 @@ def test_prior_overrides_reach_the_model_and_typos_list_valid_names():
     spec = resolve_spec("chinchilla").with_(priors={"alpha": "Uniform(low=0.1, high=0.9)"})
     model = build_model(spec, runs)
     assert str(model.priors["alpha"]) == "Uniform(low=0.1, high=0.9)"
-    assert str(model.priors["E"]) == f"Uniform(low=0, high={runs.loss.min():.6g})"
+    m = round(float(runs.loss.min()), 6)
+    assert model.priors["E"] == bs.Prior(
+        "TruncatedNormal",
+        {"mu": round(0.55 * m, 6), "sigma": round(0.3 * m, 6), "low": 0.0, "high": m},
+    )
     bad = resolve_spec("chinchilla").with_(priors={"alhpa": "Uniform(low=0.1, high=0.9)"})
     with pytest.raises(
         ValueError,

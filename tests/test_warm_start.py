@@ -99,7 +99,7 @@ def test_warm_refit_reuses_the_programs_and_keeps_the_metric(first, monkeypatch)
         return real(self)
 
     monkeypatch.setattr(sampler._Program, "compile", recording)
-    run = {"seed": 2, "progress": False, **COLS, **FAST}
+    run = {"seed": 2, "progress": False, "drift": False, "extend": 0, **COLS, **FAST}
     again = bs.fit(bs.simulate_ladder(seed=0), "chinchilla", **run)
     assert sorted(compiled) == ["advance", "finish", "init"]
     compiled.clear()

@@ -1,0 +1,35 @@
+"""The CI subset of the real-data backtest corpus, with bayescale's defaults.
+
+``make backtest`` runs all of it (docs/backtest.md); these studies, one of each kind, run here
+in about three minutes and hold the targets every study of the corpus is held to: 95%
+intervals that hold at least 70% of the held-out runs, no divergences, R-hat <= 1.01, and on
+Gadre et al.'s 5 fit runs the 1.4B M=640 run within 1.5% with a 95% width under 35%.
+"""
+
+import pytest
+
+from bayescale.corpus import CI_STUDIES, pooled, run_corpus, studies
+
+
+def test_every_study_has_a_unique_name_and_the_ci_subset_exists(shared_data):
+    names = [s.name for s in studies(shared_data)]
+    assert len(names) == len(set(names)) == 44
+    assert set(CI_STUDIES) <= set(names)
+
+
+@pytest.mark.slow
+def test_the_ci_studies_meet_the_corpus_targets(shared_data):
+    table = run_corpus(names=list(CI_STUDIES), path=str(shared_data))
+    assert sorted(table.index) == sorted(CI_STUDIES)
+    for name, row in table.iterrows():
+        assert row["folds_not_ok"] == 0, name
+        assert row["divergences"] == 0 and row["max_r_hat"] <= 1.01, name
+        assert row["coverage_95"] >= 0.7, (name, row["coverage_95"])
+    gadre = table.loc["gadre-paper/rpj"]
+    assert gadre["n"] == 1 and gadre["median_rel_error"] <= 0.015
+    assert gadre["median_width_95"] <= 0.35
+    summary = pooled(table)
+    assert 0.85 <= summary["coverage_95"] <= 0.98, summary
+    assert 0.35 <= summary["coverage_50"] <= 0.65, summary
+    # the drift-corrected median is no worse than the point fit over the held-out runs
+    assert summary["median_rel_error"] <= summary["baseline_median_rel_error"], summary
