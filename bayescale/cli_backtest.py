@@ -12,6 +12,7 @@ With ``--json`` it prints one object: ``{"summary": {...}, "folds": [...], "runs
 from __future__ import annotations
 
 from .cli import CliError, _add_json, _emit
+from .cli_calibrate import _positive_int
 
 __all__ = ["cmd_backtest", "register"]
 
@@ -59,18 +60,6 @@ def cmd_backtest(args) -> int:
         payload["plot"] = str(args.plot)
     _emit(args, payload, result.to_text() + (f"\n\nfigure: {args.plot}" if args.plot else ""))
     return 0
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer but got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1 but got {text!r}")
-    return value
 
 
 def register(subparsers) -> None:

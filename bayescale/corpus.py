@@ -164,28 +164,14 @@ def studies(path: str | None = None) -> list[Study]:
         {tuple(map(str, s)) for s in porian[list(PORIAN_SETUP)].itertuples(index=False)}
     )
     porian_cols = {"params": "N_params", "tokens": "D_tokens", "loss": "loss"}
-    for setup in setups:
-        label = "/".join(setup)
-        out.append(
-            Study(
-                f"porian/{label}",
-                "porian",
-                _porian(setup),
-                porian_cols,
-                {"holdout": "flop_budget>=6.4e18", "fit_set": "flop_budget<=1.6e18"},
-            )
-        )
-    for setup in setups:
-        label = "/".join(setup)
-        out.append(
-            Study(
-                f"porian-rolling/{label}",
-                "porian",
-                _porian(setup),
-                porian_cols,
-                {"rolling": 2, "by": "flop_budget", "first": 5},
-            )
-        )
+    porian_splits = (
+        ("porian", {"holdout": "flop_budget>=6.4e18", "fit_set": "flop_budget<=1.6e18"}),
+        ("porian-rolling", {"rolling": 2, "by": "flop_budget", "first": 5}),
+    )
+    for prefix, split in porian_splits:
+        for setup in setups:
+            label = "/".join(setup)
+            out.append(Study(f"{prefix}/{label}", "porian", _porian(setup), porian_cols, split))
     out.append(
         Study(
             "epoch",

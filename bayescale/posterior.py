@@ -593,13 +593,18 @@ class Fit:
         size = len(np.atleast_1d(next(iter(values.values()))))
         if "ratio" not in frontier or values.get("params") is None or values.get("tokens") is None:
             return np.zeros(size)
-        groups = [None] * size
-        if codes is not None and self.model.grouped:
-            groups = [self.group_names[c] for c in np.broadcast_to(codes, (size,))]
-        edge = np.array([frontier.get(f"ratio[{g}]", frontier["ratio"]) for g in groups])
+        edge = self._edges("ratio", codes, size)
         ratio = np.log(np.broadcast_to(np.asarray(values["tokens"], np.float64), (size,)))
         ratio = ratio - np.log(np.broadcast_to(np.asarray(values["params"], np.float64), (size,)))
         return np.maximum(0.0, ratio - edge)
+
+    def _edges(self, name: str, codes, size: int) -> np.ndarray:
+        """The data's edge along ``name`` per target: its group's own for grouped fits."""
+        frontier = self.model.frontier
+        if codes is None or not self.model.grouped:
+            return np.full(size, frontier[name])
+        groups = [self.group_names[c] for c in np.broadcast_to(codes, (size,))]
+        return np.array([frontier.get(f"{name}[{g}]", frontier[name]) for g in groups])
 
     def beyond_data(self, values: Mapping[str, np.ndarray], codes=None) -> np.ndarray:
         """Log-distance of targets beyond the largest observed compute, ``max(0, log C/C_max)``.
@@ -618,12 +623,9 @@ class Fit:
         if values.get("compute") is None and "params" in values and "tokens" in values:
             values["compute"] = fpt * np.asarray(values["params"]) * np.asarray(values["tokens"])
         size = len(np.atleast_1d(next(iter(values.values()))))
-        groups = [None] * size
-        if codes is not None and self.model.grouped:
-            groups = [self.group_names[c] for c in np.broadcast_to(codes, (size,))]
 
         def edge(name: str) -> np.ndarray:
-            return np.array([frontier.get(f"{name}[{g}]", frontier[name]) for g in groups])
+            return self._edges(name, codes, size)
 
         def log(name: str) -> np.ndarray:
             return np.log(np.broadcast_to(np.asarray(values[name], np.float64), (size,)))

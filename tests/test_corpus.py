@@ -8,7 +8,7 @@ Gadre et al.'s 5 fit runs the 1.4B M=640 run within 1.5% with a 95% width under 
 
 import pytest
 
-from bayescale.corpus import CI_STUDIES, pooled, run_corpus, studies
+from bayescale.corpus import CI_STUDIES, format_table, pooled, run_corpus, studies
 
 
 def test_every_study_has_a_unique_name_and_the_ci_subset_exists(shared_data):
@@ -33,3 +33,16 @@ def test_the_ci_studies_meet_the_corpus_targets(shared_data):
     assert 0.35 <= summary["coverage_50"] <= 0.65, summary
     # the drift-corrected median is no worse than the point fit over the held-out runs
     assert summary["median_rel_error"] <= summary["baseline_median_rel_error"], summary
+
+
+@pytest.mark.slow
+def test_the_corpus_table_pools_and_prints_without_the_baseline(shared_data):
+    table = run_corpus(names=["gadre-paper/rw"], path=str(shared_data), baseline=False)
+    summary = pooled(table)
+    assert summary["n"] == 1 and summary["studies"] == 1
+    assert summary["baseline_median_rel_error"] is None
+    assert summary["studies_worse_than_baseline"] is None
+    text = format_table(table, summary)
+    assert "| gadre-paper/rw | gadre2024 | 1 |" in text
+    assert "(point fit: -%, its 95% coverage -%)" in text
+    assert "studies less accurate than the point fit: -;" in text
