@@ -58,11 +58,13 @@ __all__ = ["CI_STUDIES", "Study", "pooled", "run_corpus", "studies"]
 MUENNIGHOFF = "muennighoff2023_data_constrained.csv"
 CLARK = "clark2022_moe_routing.csv"
 #: the studies ``make test`` backtests (about 3 minutes on 2 cores): one of each kind that
-#: fits quickly, including the two whose defaults are hardest to get right
+#: fits quickly, with the Porian setups least well covered in the corpus (fixed cutoff:
+#: 78%; rolling: 87%) beside well-covered ones, so the subset's pooled coverage is the
+#: corpus's and not only its easy part
 CI_STUDIES = (
     "porian/rw/tuned/short/const/standard/val",
-    "porian/owt2/base/short/kaplan/standard/val",
-    "porian-rolling/rw/base/short/kaplan/standard/val",
+    "porian/rw/base/short/chinchilla/standard/val",
+    "porian-rolling/owt2/base/long/kaplan/standard/val",
     "epoch",
     "gadre-paper/rpj",
     "gadre-overtrain/rpj",
