@@ -184,30 +184,31 @@ def studies(path: str | None = None) -> list[Study]:
         )
     )
     gadre_cols = {"params": "n_params", "tokens": "n_tokens", "loss": "loss_c4_val"}
-    for dist in ("c4_original", "rpj", "rw_original"):
-        short = dist.replace("_original", "")
-        out.append(
-            Study(
-                f"gadre-paper/{short}",
-                "gadre",
-                _gadre(dist, ("fit_loss+fit_error", "heldout_target")),
-                gadre_cols,
-                {"holdout": "default_fit_role==heldout_target"},
-                law="gadre2024",
+    gadre_splits = (
+        (
+            "gadre-paper",
+            ("fit_loss+fit_error", "heldout_target"),
+            {"holdout": "default_fit_role==heldout_target"},
+        ),
+        (
+            "gadre-overtrain",
+            None,
+            {"holdout": "token_multiplier>=80", "fit_set": "token_multiplier<=20"},
+        ),
+    )
+    for prefix, roles, split in gadre_splits:
+        for dist in ("c4_original", "rpj", "rw_original"):
+            short = dist.replace("_original", "")
+            out.append(
+                Study(
+                    f"{prefix}/{short}",
+                    "gadre",
+                    _gadre(dist, roles),
+                    gadre_cols,
+                    split,
+                    law="gadre2024",
+                )
             )
-        )
-    for dist in ("c4_original", "rpj", "rw_original"):
-        short = dist.replace("_original", "")
-        out.append(
-            Study(
-                f"gadre-overtrain/{short}",
-                "gadre",
-                _gadre(dist),
-                gadre_cols,
-                {"holdout": "token_multiplier>=80", "fit_set": "token_multiplier<=20"},
-                law="gadre2024",
-            )
-        )
     for arch in ("llama", "mlstm"):
         out.append(
             Study(
