@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 __all__ = ["main", "run"]
 
 EXIT_BAD_INPUT = 2
+#: Ctrl-C (SIGINT), as a shell reports a process it interrupted: 128 + 2
+EXIT_INTERRUPTED = 130
 
 
 class CliError(ValueError):
@@ -330,6 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             message = f"missing key {message}"
         print(f"error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C: fit files are written atomically, nothing is half-done
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def run() -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import secrets
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +27,8 @@ from .model import DOWNSTREAM_NAMES, ScalingModel
 __all__ = ["Diagnostics", "Fit", "FitWarning", "Prediction", "check_prob", "load_fit"]
 
 R_HAT_MAX = 1.01
+#: the pointwise log-likelihood goes into a DataTree / fit file up to this many values
+LOGLIK_MAX_VALUES = 1_000_000
 EBFMI_MIN = 0.3
 
 
@@ -682,14 +682,31 @@ class Fit:
         return ll.reshape(self.n_chains, self.n_draws, -1)
 
     # ------------------------------------------------------------------ arviz / files
-    def to_datatree(self):
+    def to_datatree(self, log_likelihood: bool | None = None):
         """ArviZ DataTree with posterior, sample_stats, log_likelihood and observed data.
 
         Built with ``arviz_base`` (the data layer of ArviZ 1.x): ``import arviz`` also
         imports arviz-stats and arviz-plots, ~1.8 s that ``bayescale fit --out`` spent
         before writing a file.
+
+        Args:
+            log_likelihood: include the pointwise log-likelihood (draws x runs) for
+                ArviZ's LOO. ``None`` (default) includes it up to
+                :data:`LOGLIK_MAX_VALUES` values (a fit of 250 runs with 4000 draws);
+                beyond that it would dominate memory and the file (320 MB at 10,000
+                runs), and :meth:`log_likelihood` computes it on demand.
+
+        Example:
+            >>> tree = fit.to_datatree()          # doctest: +SKIP
+            >>> sorted(tree.children)[:3]         # doctest: +SKIP
+            ['bayescale_samples', 'constant_data', 'log_likelihood']
         """
         from arviz_base import from_dict
+
+        from .fitfile import end_dataset
+
+        n_values = self.n_chains * self.n_draws * int(np.sum(self.loss_runs()))
+        with_loglik = n_values <= LOGLIK_MAX_VALUES if log_likelihood is None else log_likelihood
 
         posterior, dims = {}, {}
         for name, value in self.reported().items():
@@ -705,10 +722,11 @@ class Fit:
                 "energy": self.stats["energy"],
                 "n_steps": self.stats.get("n_steps", np.zeros_like(self.stats["energy"])),
             },
-            "log_likelihood": {"log_loss": self.log_likelihood()},
             "observed_data": {"log_loss": np.log(self.runs.loss[informing])},
             "constant_data": self._constant_data(),
         }
+        if with_loglik:
+            data["log_likelihood"] = {"log_loss": self.log_likelihood()}
         # runs left out of the loss likelihood (loss_mask) have no pointwise log-likelihood
         dims.update({"log_loss": ["loss_run"]})
         for name in data["constant_data"]:
@@ -725,8 +743,12 @@ class Fit:
             from_dict({"posterior": internal})["posterior"].to_dataset()
         )
         if self.sampler_end is not None:  # where each chain ended: a later warm start
-            tree["bayescale_sampler_end"] = DataTree(_end_dataset(self.sampler_end))
-        tree.attrs["bayescale"] = json.dumps(self._record())
+            tree["bayescale_sampler_end"] = DataTree(end_dataset(self.sampler_end))
+        record = self._record()
+        record["groups"] = sorted(str(g) for g in tree.children)
+        if not with_loglik:
+            record["log_likelihood"] = "not stored: Fit.log_likelihood() computes it"
+        tree.attrs["bayescale"] = json.dumps(record)
         return tree
 
     def _constant_data(self) -> dict[str, np.ndarray]:
@@ -749,10 +771,11 @@ class Fit:
         import jax
         import xarray
 
+        from .fitfile import FILE_FORMAT
         from .sampler import _numpyro_version
 
         return {
-            "format": 1,
+            "format": FILE_FORMAT,
             "bayescale_version": _version(),
             "versions": {
                 "jax": jax.__version__,
@@ -787,23 +810,11 @@ class Fit:
         }
 
     def to_netcdf(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write the fit to netCDF atomically; refuse to overwrite unless asked."""
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise ValueError(f"{str(path)!r} exists; pass overwrite=True (--force) to replace it")
-        tree = self.to_datatree()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # a fresh name, not a file made by tempfile.mkstemp: mkstemp creates it 0600 and
-        # os.replace keeps that, so fits came out readable by their owner alone whatever
-        # the umask; h5netcdf creates this one as any new file (0666 minus the umask)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            tree.to_netcdf(tmp, engine="h5netcdf")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        """Write the fit to netCDF atomically, with a checksum; refuse to overwrite unless
+        asked. See :func:`bayescale.fitfile.write_fit`."""
+        from .fitfile import write_fit
+
+        return write_fit(self, path, overwrite=overwrite)
 
 
 def _log_density(y, loc, scale, df=None) -> np.ndarray:
@@ -837,124 +848,7 @@ def _ebfmi(energy: np.ndarray | None) -> float:
 
 
 def load_fit(path: str | Path) -> Fit:
-    """Load a fit written by :meth:`Fit.to_netcdf`. Loading never executes code.
+    """Load a fit written by :meth:`Fit.to_netcdf`; see :func:`bayescale.fitfile.load_fit`."""
+    from .fitfile import load_fit as _load
 
-    Warns when the file was written by another bayescale version.
-    """
-    import xarray as xr
-
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"fit file {str(path)!r} not found")
-    try:
-        tree = xr.open_datatree(path, engine="h5netcdf")
-        record = json.loads(tree.attrs["bayescale"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise ValueError(
-            f"{str(path)!r} is not a bayescale fit file ({type(exc).__name__})"
-        ) from None
-    if not isinstance(record, dict) or record.get("format") != 1:
-        tree.close()
-        raise ValueError(
-            f"{str(path)!r} is not a bayescale fit file of format 1 "
-            f"(found format {record.get('format') if isinstance(record, dict) else None!r})"
-        )
-    if record.get("bayescale_version") != _version():
-        warnings.warn(
-            f"{path} was written by bayescale {record.get('bayescale_version')}, "
-            f"this is {_version()}; results may differ",
-            FitWarning,
-            stacklevel=2,
-        )
-    try:
-        return _fit_from_file(tree, record, path)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        # a damaged or hand-edited file: one clean line, never a traceback or code execution
-        detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
-        raise ValueError(f"{str(path)!r} is not a valid bayescale fit file: {detail}") from None
-    finally:
-        tree.close()
-
-
-def _fit_from_file(tree, record: dict, path: Path) -> Fit:
-    from .laws import get_law
-    from .priors import parse_prior
-    from .runs import Runs
-    from .specs import ModelSpec
-
-    law = (
-        get_law(record["law"], **{k: v for k, v in record["law_options"].items() if k != "custom"})
-        if not record["law_options"].get("custom")
-        else get_law(record["law"])
-    )
-    spec = ModelSpec(
-        name=record["spec_name"],
-        law=law,
-        priors={k: parse_prior(v) for k, v in record["spec_priors"].items()},
-        likelihood=record["likelihood"],
-        pooling=record["pooling"],
-        downstream=record["downstream"],
-        citation=record.get("citation", ""),
-        path=record.get("spec_path"),
-    )
-    model = ScalingModel(
-        spec,
-        {k: parse_prior(v) for k, v in record["priors"].items()},
-        tuple(record["group_names"]),
-        {k: float(v) for k, v in record["log_ref"].items()},
-        tuple(str(v) for v in record.get("model_sweep_names", ())),
-        bool(record.get("discrepancy", False)),
-        {k: float(v) for k, v in record.get("frontier", {}).items()},
-        tuple(str(v) for v in record.get("drift", ())),
-    )
-    internal = tree["bayescale_samples"].to_dataset()
-    samples = {k: np.asarray(internal[k].values) for k in internal.data_vars}
-    end = None
-    if "bayescale_sampler_end" in tree.children:
-        found = tree["bayescale_sampler_end"].to_dataset()
-        end = {k: np.asarray(found[k].values) for k in found.data_vars}
-    stats_ds = tree["sample_stats"].to_dataset()
-    stats = {
-        k: np.asarray(stats_ds[k].values)
-        for k in stats_ds.data_vars
-        if k in ("diverging", "energy", "n_steps")
-    }
-    const = tree["constant_data"].to_dataset()
-    get = lambda k: np.asarray(const[k].values, np.float64) if k in const else None  # noqa: E731
-    group = np.asarray(const["group_code"].values, np.int64) if "group_code" in const else None
-    sweep = np.asarray(const["sweep_code"].values, np.int64) if "sweep_code" in const else None
-    group_names = tuple(record["group_names"]) if group is not None else ()
-    runs = Runs(
-        params=get("params"),
-        tokens=get("tokens"),
-        compute=get("compute"),
-        loss=get("loss"),
-        downstream=get("downstream"),
-        group=group,
-        group_names=group_names,
-        sweep=sweep,
-        sweep_names=tuple(record.get("sweep_names", ())),
-        rows=np.asarray(record["rows"]),
-        columns=dict(record["columns"]),
-    )
-    tree.close()
-    info = dict(record["info"])
-    info["warn"] = False  # the verdict is in the file; do not re-warn on every load
-    result = Fit(model, samples, stats, runs, info)
-    result.sampler_end = end
-    result.info["warn"] = True
-    result.info["loaded_from"] = str(path)
-    return result
-
-
-def _end_dataset(end: dict[str, np.ndarray]):
-    """The sampler end state as an xarray Dataset (one row per chain)."""
-    import xarray as xr
-
-    dims = {
-        "z": ("chain", "unconstrained"),
-        "inverse_mass_matrix": ("chain", "unconstrained", "unconstrained_2"),
-        "step_size": ("chain",),
-        "schedule": ("chain",),
-    }
-    return xr.Dataset({k: (dims[k][: np.ndim(v)], np.asarray(v)) for k, v in end.items()})
+    return _load(path)

@@ -17,6 +17,7 @@ import xarray as xr
 
 import bayescale as bs
 from bayescale.cli import main
+from bayescale.fitfile import CHECKSUM_ATTR, file_checksum
 
 #: Tiny settings shared with test_hardening.py: one compiled program for both files.
 TINY = {"chains": 2, "draws": 50, "warmup": 50}
@@ -49,12 +50,20 @@ def saved(tiny_fit, tmp_path):
     return tiny_fit.to_netcdf(tmp_path / "fit.nc")
 
 
-def _edit_record(path, edit) -> None:
-    """Rewrite the JSON record in a fit file's root attribute (as a tamperer would)."""
+def _edit_record(path, edit, sign: bool = True) -> None:
+    """Rewrite the JSON record in a fit file's root attribute (as a tamperer would).
+
+    ``sign`` also rewrites the checksum to match (a tamperer who knows the format), so the
+    tests below reach the parsing of the record itself.
+    """
     with h5py.File(path, "r+") as handle:
         record = json.loads(handle.attrs["bayescale"])
         edit(record)
         handle.attrs["bayescale"] = json.dumps(record)
+    if sign:
+        digest = file_checksum(path)
+        with h5py.File(path, "r+") as handle:
+            handle.attrs[CHECKSUM_ATTR] = digest
 
 
 # --------------------------------------------------------------------------- reproducible
@@ -77,6 +86,8 @@ def test_record_carries_versions_law_priors_data_hash_and_command(tiny_fit, save
 
     with h5py.File(saved, "r") as handle:
         record = json.loads(handle.attrs["bayescale"])
+        groups = sorted(handle)
+    assert record.pop("groups") == groups  # what the checksum expects to find
     assert record == json.loads(json.dumps(tiny_fit._record()))
     assert record["bayescale_version"] == bs.__version__
     versions = record["versions"]
@@ -210,7 +221,7 @@ def test_a_written_fit_gets_the_permissions_of_any_new_file(tiny_fit, tmp_path):
         (lambda r: r.update(law="__import__('os').system('touch {marker}')"), "unknown law"),
         (lambda r: r["law_options"].update(k="exec('touch {marker}')"), "not a valid"),
         (lambda r: r.pop("priors"), "missing 'priors'"),
-        (lambda r: r.update(format=2), "of format 1"),
+        (lambda r: r.update(format=3), "of format 1 or 2"),
     ],
 )
 def test_loading_never_executes_code(saved, tmp_path, monkeypatch, edit, message):
@@ -234,6 +245,121 @@ def test_loading_never_executes_code(saved, tmp_path, monkeypatch, edit, message
         bs.load_fit(saved)
     assert "\n" not in str(info.value)
     assert not marker.exists()
+
+
+def _one_line_refusal(path, capsys, fragment: str) -> None:
+    """``load_fit`` and ``bayescale summary`` both refuse ``path`` with one line."""
+    with pytest.raises(ValueError, match=fragment) as info:
+        bs.load_fit(path)
+    assert "\n" not in str(info.value)
+    assert main(["summary", str(path), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and fragment in err
+
+
+def test_an_edited_record_fails_its_checksum(saved, capsys):
+    _edit_record(saved, lambda r: r["info"].update(seed=7), sign=False)
+    _one_line_refusal(saved, capsys, "contents do not match the checksum written with them")
+
+
+def test_an_edited_draw_fails_its_checksum(saved, capsys):
+    with h5py.File(saved, "r+") as handle:
+        handle["bayescale_samples/alpha"][0, 0] += 1e-9  # one draw, in the 9th digit
+    _one_line_refusal(saved, capsys, "contents do not match the checksum")
+
+
+@pytest.mark.parametrize("group", ["posterior", "bayescale_samples", "constant_data"])
+def test_a_deleted_group_is_named(saved, capsys, group):
+    # a file without its posterior group used to predict, from bayescale_samples
+    with h5py.File(saved, "r+") as handle:
+        del handle[group]
+    _one_line_refusal(saved, capsys, f"group {group!r} is missing")
+
+
+def test_a_removed_checksum_is_refused(saved, capsys):
+    with h5py.File(saved, "r+") as handle:
+        del handle.attrs[CHECKSUM_ATTR]
+    _one_line_refusal(saved, capsys, "it has no checksum")
+
+
+def test_files_cut_or_corrupted_anywhere_are_refused(saved, tmp_path):
+    """Truncation at 40 offsets and a flipped byte at 40 more: none loads silently."""
+    data = saved.read_bytes()
+    rng = np.random.default_rng(0)
+    offsets = rng.integers(1, len(data), 40)
+    tried = refused = 0
+    for i, offset in enumerate(offsets):
+        cut = tmp_path / f"cut{i}.nc"
+        cut.write_bytes(data[:offset])
+        flipped = tmp_path / f"flip{i}.nc"
+        changed = bytearray(data)
+        changed[offset] ^= 0xFF
+        flipped.write_bytes(bytes(changed))
+        for path in (cut, flipped):
+            tried += 1
+            try:
+                loaded = bs.load_fit(path)
+            except ValueError as exc:
+                assert "\n" not in str(exc) and str(path) in str(exc)
+                refused += 1
+                continue
+            # a flipped byte in HDF5 padding or free space changes nothing that is read
+            for name, value in loaded.samples.items():
+                np.testing.assert_array_equal(value, bs.load_fit(saved).samples[name])
+    assert tried == 80 and refused >= 40  # every truncation is refused, at least
+    print(f"fit files: {tried} corrupted copies tried, {refused} refused, the rest identical")
+
+
+def test_checksum_covers_record_and_every_dataset(saved):
+    with h5py.File(saved, "r") as handle:
+        stored = handle.attrs[CHECKSUM_ATTR]
+        n_datasets = []
+        handle.visititems(lambda n, o: n_datasets.append(n) if hasattr(o, "dtype") else None)
+    assert stored == file_checksum(saved) and len(stored) == 64
+    assert {"posterior/alpha", "bayescale_samples/alpha", "constant_data/loss"} <= set(n_datasets)
+
+
+def test_format_1_files_still_load(saved):
+    """Files from before checksums (format 1, no checksum attribute) load as before."""
+    with h5py.File(saved, "r+") as handle:
+        record = json.loads(handle.attrs["bayescale"])
+        record["format"] = 1
+        record.pop("groups")
+        handle.attrs["bayescale"] = json.dumps(record)
+        del handle.attrs[CHECKSUM_ATTR]
+    assert bs.load_fit(saved).runs.n_runs == 8
+
+
+def test_log_likelihood_is_stored_only_when_small(tiny_fit, tmp_path, monkeypatch):
+    import bayescale.posterior as posterior
+
+    small = tiny_fit.to_datatree()
+    expected = tiny_fit.log_likelihood()
+    np.testing.assert_allclose(small["log_likelihood"]["log_loss"].values, expected)
+    monkeypatch.setattr(posterior, "LOGLIK_MAX_VALUES", expected.size - 1)
+    big = tiny_fit.to_datatree()
+    assert "log_likelihood" not in big.children
+    assert "Fit.log_likelihood()" in json.loads(big.attrs["bayescale"])["log_likelihood"]
+    assert "log_likelihood" in tiny_fit.to_datatree(log_likelihood=True).children
+    path = tiny_fit.to_netcdf(tmp_path / "big.nc")
+    loaded = bs.load_fit(path)  # computed on demand from the stored draws
+    np.testing.assert_allclose(loaded.log_likelihood(), expected)
+
+
+def test_concurrent_writers_leave_one_whole_file(tiny_fit, tmp_path):
+    """Eight threads write the same path at once: one whole, verified file, no temp left."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = tmp_path / "same.nc"
+    other = fit_tiny(eight_runs(seed=1))
+    fits = [tiny_fit, other] * 4
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda f: f.to_netcdf(target, overwrite=True), fits))
+    loaded = bs.load_fit(target)
+    assert any(
+        np.array_equal(loaded.samples["alpha"], f.samples["alpha"]) for f in (tiny_fit, other)
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.nc"]
 
 
 def test_non_fit_files_are_rejected_cleanly(tmp_path, capsys):
