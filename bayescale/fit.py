@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ._jax import configure, device_name, select_device
+from .drift import MAX_FOLD_RUNS
 from .laws import Law, get_law, list_laws
 from .model import ScalingModel, build_model, pad_size
 from .posterior import Fit
@@ -245,7 +246,7 @@ def fit(
             spec,
             fitted_runs,
             scaling_model,
-            pad_size(runs.n_runs),
+            pad_size(min(runs.n_runs, MAX_FOLD_RUNS + max(runs.n_groups, 1))),
             dev,
             chains=chains,
             draws=draws,

@@ -6,11 +6,12 @@ import warnings
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayescale as bs
 from bayescale.decide import compare
-from bayescale.drift import DRIFT_PRIOR, calibrate_drift, drift_draws
+from bayescale.drift import DRIFT_PRIOR, MAX_FOLD_RUNS, calibrate_drift, drift_draws, thin
 from bayescale.laws import get_law
 from bayescale.simulate import HOFFMANN_2022
 
@@ -63,6 +64,45 @@ def test_a_ladder_whose_folds_all_drift_the_same_way_gets_that_drift_shrunk_by_i
     assert cal["mean"] == pytest.approx(mean)
     assert cal["sd"] == pytest.approx(math.sqrt(1 / precision + omega**2))
     assert 0.4 * slope < cal["mean"] < slope
+
+
+def test_a_large_table_fits_and_scores_its_folds_on_thinned_runs():
+    """5,000 runs: each fold fits and predicts at most MAX_FOLD_RUNS (+ the edge), evenly
+    spread, and still finds the drift injected into its predictions."""
+    rng = np.random.default_rng(3)
+    params = np.exp(rng.uniform(np.log(2e7), np.log(1.5e9), 5000))
+    tokens = params * np.exp(rng.uniform(np.log(5), np.log(80), 5000))
+    loss = LAW.loss(HOFFMANN_2022, params=params, tokens=tokens) * np.exp(
+        rng.normal(0, 0.005, 5000)
+    )
+    frame = pd.DataFrame({"N": params, "D": tokens, "L": loss})
+    runs = bs.read_runs(frame, params="N", tokens="D", loss="L")
+    seen = []
+
+    def fit_fold(train, seed):
+        seen.append(train)
+        return _BiasedFold(train, 0.02, 0.004, seed)
+
+    cal = calibrate_drift(runs, fit_fold, ("params", "tokens"), 5, "chinchilla")
+    assert len(seen) == 5  # 3 compute folds, 2 ratio folds
+    for train in seen:
+        assert MAX_FOLD_RUNS <= train.n_runs <= MAX_FOLD_RUNS + 1
+    for fold in cal["compute"]["folds"]:
+        assert fold["n_held"] <= MAX_FOLD_RUNS + 1
+        assert abs(fold["slope"] - 0.02) < 0.005 / 0.5
+    # thinning keeps the fold's own edge: the largest compute of the first fold's fit set
+    first = seen[0]
+    below = runs.compute[runs.compute <= first.compute.max() * (1 + 1e-12)]
+    assert first.compute.max() == below.max()
+
+
+def test_thin_spreads_evenly_and_keeps_every_groups_edge():
+    runs = SimpleNamespace(n_runs=10, group=np.array([0] * 8 + [1] * 2), group_names=("a", "b"))
+    values = np.array([0, 1, 2, 3, 4, 5, 6, 7, 2.5, 3.5])
+    picked = thin(runs, values, limit=4).tolist()
+    # in value order the rows are 0 1 2 8 3 9 4 5 6 7: every third (0, 8, 4, 7), and 9, b's edge
+    assert picked == [0, 4, 7, 8, 9]
+    assert thin(runs, values, limit=10).tolist() == list(range(10))
 
 
 def test_a_ladder_too_small_for_a_fold_keeps_the_prior():
