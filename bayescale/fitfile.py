@@ -54,22 +54,25 @@ def file_checksum(path: str | Path) -> str:
     """
     import h5py
 
-    h = hashlib.sha256()
     with h5py.File(path, "r") as handle:
-        h.update(str(handle.attrs["bayescale"]).encode())
-        names: list[str] = []
-        handle.visititems(lambda name, obj: names.append(name) if hasattr(obj, "dtype") else None)
-        for name in sorted(names):
-            values = np.asarray(handle[name][()])
-            h.update(f"\x00{name}:{values.dtype.str}:{values.shape}:".encode())
-            if values.dtype.kind == "O":
-                h.update(
-                    b"\x1f".join(
-                        v if isinstance(v, bytes) else str(v).encode() for v in values.ravel()
-                    )
-                )
-            else:
-                h.update(np.ascontiguousarray(values).tobytes())
+        return _digest(handle)
+
+
+def _digest(handle) -> str:
+    """:func:`file_checksum` of an open h5py file."""
+    h = hashlib.sha256()
+    h.update(str(handle.attrs["bayescale"]).encode())
+    names: list[str] = []
+    handle.visititems(lambda name, obj: names.append(name) if hasattr(obj, "dtype") else None)
+    for name in sorted(names):
+        values = np.asarray(handle[name][()])
+        h.update(f"\x00{name}:{values.dtype.str}:{values.shape}:".encode())
+        if values.dtype.kind == "O":
+            h.update(
+                b"\x1f".join(v if isinstance(v, bytes) else str(v).encode() for v in values.ravel())
+            )
+        else:
+            h.update(np.ascontiguousarray(values).tobytes())
     return h.hexdigest()
 
 
@@ -162,30 +165,39 @@ def _verify(path: Path) -> None:
     import h5py
 
     try:
-        with h5py.File(path, "r") as handle:
-            stored = handle.attrs.get(CHECKSUM_ATTR)
-            record = json.loads(handle.attrs["bayescale"])
-            present = set(handle)
+        handle = h5py.File(path, "r")
     except Exception as exc:  # h5py on a damaged or foreign file: one line
         raise ValueError(
             f"{str(path)!r} is not a bayescale fit file ({type(exc).__name__})"
         ) from None
-    fmt = record.get("format", 0) if isinstance(record, dict) else 0
-    if isinstance(stored, bytes):
-        stored = stored.decode(errors="replace")
-    if stored is None:
-        if isinstance(fmt, int) and fmt >= FILE_FORMAT:
-            raise ValueError(f"{str(path)!r} is damaged or was edited: it has no checksum")
-        return
-    missing = [g for g in record.get("groups", []) if g not in present]
-    if missing:
-        raise ValueError(f"{str(path)!r} is damaged or was edited: group {missing[0]!r} is missing")
-    try:
-        actual = file_checksum(path)
-    except Exception as exc:  # any read error of a damaged file, as one line
-        raise ValueError(
-            f"{str(path)!r} is damaged: its data cannot be read ({type(exc).__name__})"
-        ) from None
+    with handle:
+        try:
+            stored = handle.attrs.get(CHECKSUM_ATTR)
+            record = json.loads(handle.attrs["bayescale"])
+        except Exception as exc:
+            raise ValueError(
+                f"{str(path)!r} is not a bayescale fit file ({type(exc).__name__})"
+            ) from None
+        record = record if isinstance(record, dict) else {}
+        if isinstance(stored, bytes):
+            stored = stored.decode(errors="replace")
+        if stored is None:
+            fmt = record.get("format", 0)
+            if isinstance(fmt, int) and fmt >= FILE_FORMAT:
+                raise ValueError(f"{str(path)!r} is damaged or was edited: it has no checksum")
+            return
+        groups = record.get("groups", [])
+        missing = [g for g in groups if str(g) not in handle] if isinstance(groups, list) else []
+        if missing:
+            raise ValueError(
+                f"{str(path)!r} is damaged or was edited: group {missing[0]!r} is missing"
+            )
+        try:
+            actual = _digest(handle)
+        except Exception as exc:  # any read error of a damaged file, as one line
+            raise ValueError(
+                f"{str(path)!r} is damaged: its data cannot be read ({type(exc).__name__})"
+            ) from None
     if actual != stored:
         raise ValueError(
             f"{str(path)!r} is damaged or was edited: its contents do not match the "

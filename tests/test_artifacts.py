@@ -262,6 +262,12 @@ def test_an_edited_record_fails_its_checksum(saved, capsys):
     _one_line_refusal(saved, capsys, "contents do not match the checksum written with them")
 
 
+def test_a_record_that_is_not_an_object_fails_its_checksum(saved, capsys):
+    with h5py.File(saved, "r+") as handle:
+        handle.attrs["bayescale"] = json.dumps([1, 2])
+    _one_line_refusal(saved, capsys, "contents do not match the checksum written with them")
+
+
 def test_an_edited_draw_fails_its_checksum(saved, capsys):
     with h5py.File(saved, "r+") as handle:
         handle["bayescale_samples/alpha"][0, 0] += 1e-9  # one draw, in the 9th digit
