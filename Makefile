@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # the tested versions of every dependency (see its header)
 CONSTRAINTS := .ci/constraints.txt
 
-.PHONY: demo test test-fast lint format bench bench-setup bench-gpu backtest constraints clean
+.PHONY: demo test test-fast adversarial lint format bench bench-setup bench-gpu backtest constraints clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@if [ -z "$(PYTHON312)" ]; then echo "error: python3.12 not found (install it or set PYTHON312=/path/to/python3.12)" >&2; exit 2; fi
@@ -30,6 +30,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q -m "not slow and not notebook"
+
+# hostile tables, priors and TOML specs with many more random examples (and a fit sweep)
+adversarial: $(STAMP)
+	BAYESCALE_ADVERSARIAL_FULL=1 MPLBACKEND=Agg $(PY) -m pytest -q -s tests/test_adversarial.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayescale tests bench

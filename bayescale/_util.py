@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["did_you_mean"]
+__all__ = ["did_you_mean", "short_repr"]
 
 
 def did_you_mean(name: object, choices: Iterable[Any]) -> str:
@@ -32,3 +32,24 @@ def did_you_mean(name: object, choices: Iterable[Any]) -> str:
         close = difflib.get_close_matches(str(name), list(strs), n=1, cutoff=0.6)
         hit = strs[close[0]] if close else None
     return f"; did you mean {hit!r}?" if hit is not None and hit != name else ""
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters so that an error message stays one
+    readable line however long the offending value is.
+
+    Example:
+        >>> short_repr("x" * 100, limit=10)
+        "'xxxxxxxxxx...' (100 characters)"
+        >>> short_repr("abc"), short_repr(10**100, limit=5)
+        ("'abc'", '10000... (101 characters)')
+    """
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits()
+        return f"<{type(value).__name__} too long to print>"
+    if len(text) <= limit:
+        return repr(value) if isinstance(value, str) else text
+    head = text[:limit] + "..."
+    shown = repr(head) if isinstance(value, str) else head
+    return f"{shown} ({len(text)} characters)"

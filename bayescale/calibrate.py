@@ -20,7 +20,7 @@ Design choices:
 * **Ladders.** ``runs_per_fit`` runs on a grid of 3-4 token multipliers (out of 5..320)
   times model sizes spanning 1.5-3 decades from 10M-100M parameters, different in every
   replicate. Compute-only laws get ``runs_per_fit`` log-spaced budgets over 2-4 decades.
-* **Degenerate ladders.** Prior draws whose simulated losses leave ``(0, 20]`` (the runs
+* **Degenerate ladders.** Prior draws whose simulated losses leave ``[1e-5, 20]`` (the runs
   table's rule) are drawn again and counted (``rejected``). Rejection looks only at the
   simulated data, so the posterior of the accepted replicates is unchanged and SBC stays
   exact.
@@ -54,6 +54,7 @@ import pandas as pd
 
 from .laws import DataSummary, Law, get_law, law_uses_reference
 from .priors import Prior, parse_prior
+from .runs import _MAX_LOSS, _MIN_LOSS
 from .simulate import HOFFMANN_2022
 
 __all__ = [
@@ -89,7 +90,6 @@ _REFERENCE_DESIGN = {
     "tokens_per_param": np.tile([10.0, 20.0, 40.0, 80.0], 5),
 }
 _TARGETS = (10.0, 100.0)
-_MAX_LOSS = 20.0
 
 
 # --------------------------------------------------------------------------- design
@@ -222,7 +222,7 @@ class Calibration:
         covered: level -> ``(replicates, quantities)`` booleans, truth inside the interval.
         truths: the true values per replicate.
         n_ranked: number of thinned draws ranks are taken among (ranks lie in 0..n_ranked).
-        rejected: prior draws discarded because their ladder left ``(0, 20]``.
+        rejected: prior draws discarded because their ladder left ``[1e-5, 20]``.
         not_ok: replicates whose sampler diagnostics were not ok.
         check_fired: replicates where :meth:`Fit.check` fired (when checks were run).
         fits: per replicate: diagnostics ``ok``, ``max_r_hat``, ``divergences``,
@@ -585,12 +585,12 @@ def calibrate(
             sigma = _draw(priors["sigma"], rng)
             nu = _draw(priors["nu"], rng) if likelihood == "student_t" else None
             loss, _ = _simulate(law, theta, log_ref, design, sigma, nu, rng)
-            if np.all(np.isfinite(loss)) and np.all((loss > 0) & (loss <= _MAX_LOSS)):
+            if np.all(np.isfinite(loss)) and np.all((loss >= _MIN_LOSS) & (loss <= _MAX_LOSS)):
                 break
             rejected += 1
         else:
             raise ValueError(
-                f"{max_tries} prior draws in a row gave losses outside (0, {_MAX_LOSS:g}] for "
+                f"{max_tries} prior draws in a row gave losses outside [{_MIN_LOSS:g}, {_MAX_LOSS:g}] for "
                 f"law {law.name!r}: the priors are too wide for calibration; pass truth= to "
                 "rescale them"
             )

@@ -14,6 +14,8 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
+from ._util import short_repr
+
 __all__ = ["main", "run"]
 
 EXIT_BAD_INPUT = 2
@@ -46,6 +48,8 @@ def _prob(text: str) -> float:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2 (argparse's own code too)
+        if len(message) > 300:  # it quotes the offending value, which may be a megabyte
+            message = f"{message[:300]}... ({len(message)} characters)"
         raise CliError(f"{self.prog}: {message}")
 
 
@@ -155,7 +159,9 @@ def _parse_priors(items: Sequence[str] | None) -> dict[str, str] | None:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise CliError(f"--prior expects NAME=Family(...), got {item!r}")
+            raise CliError(f"--prior expects NAME=Family(...), got {short_repr(item)}")
+        if name.strip() in out:  # the last one would win silently
+            raise CliError(f"--prior {name.strip()!r} is given twice")
         out[name.strip()] = value.strip()
     return out
 

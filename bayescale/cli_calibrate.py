@@ -66,7 +66,7 @@ def cmd_calibrate(args) -> int:
         band = result.band()
         text = (
             f"SBC of {result.law}: {result.replicates} replicates, {result.rejected} prior "
-            f"draws redrawn (loss outside (0, 20]), {result.not_ok} fits with diagnostics "
+            f"draws redrawn (loss outside [1e-5, 20]), {result.not_ok} fits with diagnostics "
             f"not ok\n\ncoverage (99% binomial band: "
             + ", ".join(f"{k}: [{band.loc['low', k]:.2f}, {band.loc['high', k]:.2f}]" for k in band)
             + f")\n{_fmt_table(result.table(), 3)}"

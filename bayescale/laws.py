@@ -24,12 +24,13 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._util import did_you_mean
+from ._util import did_you_mean, short_repr
 from .priors import Prior, parse_prior
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 INPUTS = ("params", "tokens", "compute")
+#: most breaks a bnsl law takes (each break adds 3 parameters)
+_MAX_BREAKS = 20
 _SYMBOL = {"params": "N", "tokens": "D", "compute": "C"}
 
 
@@ -326,6 +329,8 @@ def _gadre2024() -> Law:
 
 
 def _kaplan_single(name: str, inp: str, irreducible: bool) -> Law:
+    if not isinstance(irreducible, bool | np.bool_):  # a spec's "false" is a true string
+        raise ValueError(f"{name} option irreducible must be true or false but got {irreducible!r}")
     sym = _SYMBOL[inp]
     alpha, scale = f"alpha_{sym}", f"{sym}_c"
 
@@ -423,8 +428,13 @@ def _kaplan_nd() -> Law:
 def _bnsl(k: int, x_input: str) -> Law:
     # y = a + b x^-c0 prod_i (1 + (x/d_i)^(1/f_i))^(-c_i f_i), in log space:
     # log(y - a) = log_term - c0 xc - sum_i c_i f_i softplus((xc - log_d_i)/f_i)
-    if not isinstance(k, int) or k < 1:
+    if isinstance(k, bool | np.bool_) or not isinstance(k, numbers.Integral):
+        raise ValueError(f"bnsl needs a whole number of breaks k but got k={short_repr(k)}")
+    k = int(k)
+    if k < 1:
         raise ValueError(f"bnsl needs k >= 1 breaks but got k={k!r}")
+    if k > _MAX_BREAKS:  # a spec with k = 10**8 would never finish building
+        raise ValueError(f"bnsl takes at most {_MAX_BREAKS} breaks but got k={k!r}")
     if x_input not in INPUTS:
         raise ValueError(f"bnsl input x must be one of {INPUTS} but got {x_input!r}")
 
@@ -569,7 +579,7 @@ _BUILDERS: dict[str, Callable[..., Law]] = {
     "kaplan_d": lambda irreducible=False: _kaplan_single("kaplan_d", "tokens", irreducible),
     "kaplan_c": lambda irreducible=False: _kaplan_single("kaplan_c", "compute", irreducible),
     "kaplan_nd": _kaplan_nd,
-    "bnsl": lambda k=1, x="compute": _bnsl(int(k), x),
+    "bnsl": lambda k=1, x="compute": _bnsl(k, x),
     "downstream": _downstream,
 }
 _CUSTOM: dict[str, Law] = {}

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ._util import did_you_mean
+from ._util import did_you_mean, short_repr
 
 __all__ = ["FAMILIES", "Prior", "parse_prior"]
 
@@ -76,7 +76,7 @@ class Prior:
         if self.family not in FAMILIES:
             extra = did_you_mean(self.family, FAMILIES)
             raise ValueError(
-                f"unknown prior family {self.family!r}; valid families: "
+                f"unknown prior family {short_repr(self.family)}; valid families: "
                 f"{', '.join(FAMILIES)}{extra}"
             )
         names, defaults = FAMILIES[self.family]
@@ -84,20 +84,23 @@ class Prior:
         unknown = [k for k in given if k not in names]
         if unknown:
             raise ValueError(
-                f"prior {self.family} has no parameter {unknown[0]!r}; "
+                f"prior {self.family} has no parameter {short_repr(unknown[0])}; "
                 f"its parameters are {', '.join(names)}"
             )
         full: dict[str, float] = {}
         for name in names:
             if name in given:
-                value = float(given[name])
+                try:
+                    value = float(given[name])
+                except OverflowError:  # an int beyond float64: 10**400
+                    value = math.inf if given[name] > 0 else -math.inf
             elif name in defaults:
                 value = defaults[name]
             else:
                 raise ValueError(f"prior {self.family} needs parameter {name!r}")
             if math.isnan(value):
                 raise ValueError(f"prior {self.family} parameter {name!r} is NaN")
-            if math.isinf(value) and name not in ("low", "high"):
+            if math.isinf(value) and not math.isinf(defaults.get(name, 0.0)):
                 raise ValueError(
                     f"prior {self.family} parameter {name!r} must be finite but got {value}"
                 )
@@ -360,25 +363,34 @@ def parse_prior(spec: Prior | str | Mapping[str, object]) -> Prior:
         table = dict(spec)
         family = table.pop("dist", None)
         if not isinstance(family, str):
-            raise ValueError(f"prior table needs a 'dist' entry naming the family, got {spec!r}")
+            raise ValueError(
+                f"prior table needs a 'dist' entry naming the family, got {short_repr(spec)}"
+            )
+        shown = family if family in FAMILIES else short_repr(family)
         for key, value in table.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(
-                    f"prior {family} parameter {key!r} must be a number, got {value!r}"
+                    f"prior {shown} parameter {short_repr(key)} must be a number, "
+                    f"got {short_repr(value)}"
                 )
-        return Prior(family, {k: float(v) for k, v in table.items()})
+        return Prior(family, table)
     if not isinstance(spec, str):
-        raise ValueError(f"cannot read a prior from {spec!r}")
+        raise ValueError(f"cannot read a prior from {short_repr(spec)}")
     match = _CALL.match(spec)
     if not match:
-        raise ValueError(f"cannot read prior {spec!r}; write it like 'Normal(mu=0, sigma=1)'")
+        raise ValueError(
+            f"cannot read prior {short_repr(spec)}; write it like 'Normal(mu=0, sigma=1)'"
+        )
     family, body = match.groups()
     params: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in body.split(","))):
         kw = _KW.match(part)
         if not kw:
             raise ValueError(
-                f"cannot read prior argument {part!r} in {spec!r}; arguments are name=number"
+                f"cannot read prior argument {short_repr(part)} in {short_repr(spec)}; "
+                "arguments are name=number"
             )
+        if kw.group(1) in params:
+            raise ValueError(f"prior argument {kw.group(1)!r} is given twice in {short_repr(spec)}")
         params[kw.group(1)] = float(kw.group(2))
     return Prior(family, params)

@@ -30,11 +30,16 @@ import numpy as np
 import pandas as pd
 
 from ._util import did_you_mean as _did_you_mean
+from ._util import short_repr
 
 __all__ = ["Runs", "RunsError", "RunsWarning", "read_runs"]
 
 INPUTS = ("params", "tokens", "compute")
 _MAX_LOSS = 20.0
+#: no language model's per-token loss in nats is smaller; below it the default prior of E
+#: (rounded to 6 decimals) degenerates and reported coefficients underflow
+_MIN_LOSS = 1e-5
+_INF_TEXT = {"inf", "infinity"}
 
 
 class RunsError(ValueError):
@@ -86,7 +91,14 @@ def _to_float(s: pd.Series, col: object) -> np.ndarray:
             try:
                 out[i] = float(text) if text else np.nan
             except ValueError:
-                raise RunsError(f"column {col!r} row {row}: value {v!r} is not a number") from None
+                raise RunsError(
+                    f"column {col!r} row {row}: value {short_repr(v)} is not a number"
+                ) from None
+            if np.isinf(out[i]) and text.lstrip("+-").lower() not in _INF_TEXT:
+                raise RunsError(
+                    f"column {col!r} row {row}: value {short_repr(v)} is not a float64 number "
+                    "(magnitudes above 1.8e308 overflow)"
+                )
         elif v is None or v is pd.NA or v is pd.NaT:
             out[i] = np.nan
         elif isinstance(v, numbers.Real | decimal.Decimal):
@@ -94,10 +106,11 @@ def _to_float(s: pd.Series, col: object) -> np.ndarray:
                 out[i] = float(v)
             except (OverflowError, ValueError):
                 raise RunsError(
-                    f"column {col!r} row {row}: value {v} is not a float64 number"
+                    f"column {col!r} row {row}: value {short_repr(v)} is not a float64 number "
+                    "(magnitudes above 1.8e308 overflow)"
                 ) from None
         else:
-            raise RunsError(f"column {col!r} row {row}: value {v!r} is not a number")
+            raise RunsError(f"column {col!r} row {row}: value {short_repr(v)} is not a number")
     return out
 
 
@@ -302,6 +315,12 @@ def _load(source: Any) -> pd.DataFrame:
     except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise RunsError(f"cannot read runs file {str(source)!r}: {reason}") from None
+    if not isinstance(df.index, pd.RangeIndex):  # pandas made the surplus leading fields an index
+        raise RunsError(
+            f"runs file {str(source)!r} row 0: {len(df.columns) + df.index.nlevels} fields but "
+            f"the header names {len(df.columns)} columns; give every column a header "
+            "(a comma at the end of each line adds an unnamed column)"
+        )
     raw = header.iloc[0].tolist() if len(header) else []
     if len(raw) == df.shape[1]:  # undo pandas' renaming of repeated headers ('x', 'x.1')
         df.columns = [r if r else c for r, c in zip(raw, df.columns, strict=True)]
@@ -375,7 +394,7 @@ def read_runs(
                 ", ..." if len(available) > 30 else ""
             )
             raise RunsError(
-                f"column {name!r} not found; available columns: {shown or '(none)'}{_did_you_mean(name, available)}"
+                f"column {short_repr(name)} not found; available columns: {shown or '(none)'}{_did_you_mean(name, available)}"
             )
         if (count := int((df.columns == name).sum())) > 1:
             raise RunsError(
@@ -439,6 +458,11 @@ def read_runs(
         (vals["loss"] <= 0) | (vals["loss"] > _MAX_LOSS),
         f"is outside (0, {_MAX_LOSS:g}] (loss is a per-token loss in nats)",
     )
+    fail(
+        "loss",
+        vals["loss"] < _MIN_LOSS,
+        f"is below {_MIN_LOSS:g} (loss is a per-token loss in nats; rescale a loss in other units)",
+    )
     if "downstream" in vals:
         fail(
             "downstream",
@@ -474,6 +498,15 @@ def read_runs(
             i = int(np.argmax(~(np.isfinite(v) & (v > 0))))
             raise RunsError(
                 f"row {rows[i]}: derived {role} {float(v[i])!r} is not a positive finite float64"
+            )
+    if N is not None and D is not None:  # tokens per parameter M = D/N, the laws' other axis
+        with np.errstate(over="ignore", under="ignore"):
+            ratio = D / N
+        if (bad := ~(np.isfinite(ratio) & (ratio > 0))).any():
+            i = int(np.argmax(bad))
+            raise RunsError(
+                f"row {rows[i]}: tokens per parameter D/N = {D[i]:.4g} / {N[i]:.4g} is outside "
+                "the float64 range (rescale the columns)"
             )
 
     runs = Runs(

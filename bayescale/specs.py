@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._util import did_you_mean
+from ._util import did_you_mean, short_repr
 from .laws import Law, get_law
 from .priors import Prior, parse_prior
 
@@ -35,6 +35,14 @@ _KEYS = {
     "downstream",
     "description",
     "citation",
+}
+#: the TOML type each key must have (bool("false") is True; str() of a table is no name)
+_TYPES: dict[str, tuple[type, str]] = {
+    **{k: (str, "a string") for k in ("name", "law", "likelihood", "pooling", "description")},
+    "citation": (str, "a string"),
+    "law_options": (Mapping, "a table"),
+    "priors": (Mapping, "a table"),
+    "downstream": (bool, "true or false"),
 }
 
 
@@ -110,22 +118,37 @@ def load_model(name_or_path: str | Path) -> ModelSpec:
             or a prior for a parameter the law does not have.
     """
     path = Path(name_or_path)
-    if path.suffix != ".toml" or not path.exists():
+    if path.suffix != ".toml" or not _exists(path):
         candidate = models_dir() / f"{name_or_path}.toml"
-        if not candidate.exists():
+        if not _exists(candidate):
             if path.suffix == ".toml":
-                raise ValueError(f"model spec file {str(name_or_path)!r} not found")
+                raise ValueError(
+                    f"model spec file {short_repr(str(name_or_path), limit=300)} not found"
+                )
             known = list_models()
             extra = did_you_mean(str(name_or_path), known)
             raise ValueError(
-                f"unknown model spec {str(name_or_path)!r}{extra} Known specs: {', '.join(known)}"
+                f"unknown model spec {short_repr(str(name_or_path))}{extra} Known specs: {', '.join(known)}"
             )
         path = candidate
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    try:  # utf-8-sig: a byte-order mark (Windows editors) is no TOML error
+        table = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read model spec {str(path)!r}: {exc}") from None
+    except OSError as exc:  # a folder named *.toml, no permission
+        raise ValueError(f"cannot read model spec {str(path)!r}: {exc.strerror or exc}") from None
+    except RecursionError:
+        raise ValueError(
+            f"cannot read model spec {str(path)!r}: arrays or tables nested too deeply"
+        ) from None
     return spec_from_table(table, default_name=path.stem, path=str(path))
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the file system names no file
+        return False
 
 
 def spec_from_table(
@@ -135,11 +158,17 @@ def spec_from_table(
     unknown = sorted(set(table) - _KEYS)
     if unknown:
         raise ValueError(
-            f"model spec {default_name!r} has unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(_KEYS))}"
+            f"model spec {default_name!r} has unknown key {short_repr(unknown[0])}; valid keys: {', '.join(sorted(_KEYS))}"
         )
     if "law" not in table:
         raise ValueError(f"model spec {default_name!r} needs a 'law' entry")
-    law = get_law(table["law"], **dict(table.get("law_options", {})))
+    for key, kind in _TYPES.items():
+        if key in table and not isinstance(table[key], kind[0]):
+            raise ValueError(
+                f"model spec {default_name!r}: {key!r} must be {kind[1]}, "
+                f"got {type(table[key]).__name__} {short_repr(table[key])}"
+            )
+    law = get_law(table["law"], **table.get("law_options", {}))
     priors_table = dict(table.get("priors", {}))
     down_names = ("eps", "k", "gamma")
     valid = set(law.parameter_names) | {"sigma", "nu", "sigma_downstream", "nu_downstream"}
@@ -148,7 +177,7 @@ def spec_from_table(
         if key not in valid:
             extra = did_you_mean(key, sorted(valid))
             raise ValueError(
-                f"model spec {default_name!r}: law {law.name!r} has no parameter {key!r}{extra} "
+                f"model spec {default_name!r}: law {law.name!r} has no parameter {short_repr(key)}{extra} "
                 f"Valid names: {', '.join(sorted(valid))}"
             )
     priors = {k: parse_prior(v) for k, v in priors_table.items()}
