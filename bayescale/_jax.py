@@ -36,7 +36,14 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["cache_dir", "configure", "device_name", "host_device_count", "select_device"]
+__all__ = [
+    "cache_dir",
+    "configure",
+    "device_name",
+    "host_device_count",
+    "prepare",
+    "select_device",
+]
 
 _CONFIGURED = False
 
@@ -97,8 +104,32 @@ def _set_host_devices(count: int) -> None:
     )
 
 
+def prepare() -> None:
+    """Set bayescale's JAX settings through the environment, without importing JAX.
+
+    ``import bayescale`` calls it, so the package imports in milliseconds (the ``bayescale``
+    command handles Ctrl-C from its first moments) and JAX, whenever it is first imported,
+    reads float64 and the compilation cache from ``JAX_*`` variables. Where JAX is already
+    imported, the variables would come too late and :func:`configure` applies them at once.
+
+    Example:
+        >>> prepare(); os.environ["JAX_ENABLE_X64"] in ("0", "1")
+        True
+    """
+    if "jax" in sys.modules:
+        configure()
+        return
+    _set_host_devices(host_device_count())
+    os.environ["JAX_ENABLE_X64"] = "0" if os.environ.get("BAYESCALE_X64", "1") == "0" else "1"
+    directory = cache_dir()
+    if directory is not None and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = str(directory)
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+
 def configure() -> None:
-    """Apply bayescale's JAX settings (idempotent)."""
+    """Apply bayescale's JAX settings (idempotent); fits call it before their first trace."""
     global _CONFIGURED
     if _CONFIGURED:
         return
