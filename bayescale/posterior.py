@@ -272,15 +272,21 @@ class Fit:
         draws = np.stack([np.asarray(v, np.float64) for v in reported.values()])
         flat = draws.reshape(len(draws), -1)
         lower, upper = np.quantile(flat, q, axis=1)
+        # moments of each parameter in units of its largest draw: a coefficient near 1e158
+        # squares past float64 (R-hat and ESS do not depend on the unit)
+        with np.errstate(invalid="ignore"):
+            scale = np.max(np.abs(flat), axis=1, initial=0.0)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        unit = flat / scale[:, None]
         columns = {
-            "mean": flat.mean(axis=1),
-            "sd": flat.std(axis=1, ddof=1),
+            "mean": unit.mean(axis=1) * scale,
+            "sd": unit.std(axis=1, ddof=1) * scale,
             "median": np.median(flat, axis=1),
             "lower": lower,
             "upper": upper,
-            "r_hat": rhat(draws),
-            "ess_bulk": ess_bulk(draws),
-            "ess_tail": ess_tail(draws),
+            "r_hat": rhat(draws / scale[:, None, None]),
+            "ess_bulk": ess_bulk(draws / scale[:, None, None]),
+            "ess_tail": ess_tail(draws / scale[:, None, None]),
         }
         frame = pd.DataFrame(columns, index=list(reported))
         frame.index.name = "parameter"
