@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # the tested versions of every dependency (see its header)
 CONSTRAINTS := .ci/constraints.txt
 
-.PHONY: demo test test-fast docs docs-strict docs-executed adversarial lint format bench bench-setup bench-gpu backtest constraints clean
+.PHONY: demo test test-fast docs docs-strict adversarial lint format bench bench-setup bench-gpu backtest constraints clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@if [ -z "$(PYTHON312)" ]; then echo "error: python3.12 not found (install it or set PYTHON312=/path/to/python3.12)" >&2; exit 2; fi
@@ -40,10 +40,6 @@ docs: $(STAMP)
 
 docs-strict: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 MPLBACKEND=Agg $(PY) -m mkdocs build --strict --quiet
-
-# the same, with every notebook executed (BAYESCALE_FAST=1; several minutes on 2 cores)
-docs-executed: $(STAMP)
-	BAYESCALE_DOCS_EXECUTE=1 BAYESCALE_FAST=1 BAYESCALE_NO_PROGRESS=1 NO_MKDOCS_2_WARNING=1 MPLBACKEND=Agg $(PY) -m mkdocs build
 
 # hostile tables, priors and TOML specs with many more random examples (and a fit sweep)
 adversarial: $(STAMP)
