@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make demo   create .venv with python3.12, install, run `bayescale demo`
-#   make test   create/install if needed, run the whole test suite
+#   make test   create/install if needed, run the whole test suite, build the docs (strict)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,37 +11,47 @@ STAMP := $(VENV)/.installed
 # the tested versions of every dependency (see its header)
 CONSTRAINTS := .ci/constraints.txt
 
-.PHONY: demo test test-fast adversarial lint format bench bench-setup bench-gpu backtest constraints clean
+.PHONY: demo test test-fast docs docs-strict adversarial lint format bench bench-setup bench-gpu backtest constraints clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@if [ -z "$(PYTHON312)" ]; then echo "error: python3.12 not found (install it or set PYTHON312=/path/to/python3.12)" >&2; exit 2; fi
 	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[dev,docs]"
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/bayescale demo
 
 # pytest exits 5 when it collects no tests: that must fail loudly, never pass quietly.
+# then the docs site in strict mode: a warning or a broken internal link fails the target.
 test: $(STAMP)
 	@MPLBACKEND=Agg $(PY) -m pytest -q --durations=15; status=$$?; \
-	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$status
+	if [ $$status -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; \
+	if [ $$status -ne 0 ]; then exit $$status; fi
+	@$(MAKE) --no-print-directory docs-strict
 
 test-fast: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q -m "not slow and not notebook"
+
+# the documentation site into site/ (notebooks rendered as stored, without outputs)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 MPLBACKEND=Agg $(PY) -m mkdocs build --quiet
+
+docs-strict: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 MPLBACKEND=Agg $(PY) -m mkdocs build --strict --quiet
 
 # hostile tables, priors and TOML specs with many more random examples (and a fit sweep)
 adversarial: $(STAMP)
 	BAYESCALE_ADVERSARIAL_FULL=1 MPLBACKEND=Agg $(PY) -m pytest -q -s tests/test_adversarial.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check bayescale tests bench
-	$(VENV)/bin/ruff format --check bayescale tests bench
+	$(VENV)/bin/ruff check bayescale tests bench docs/hooks
+	$(VENV)/bin/ruff format --check bayescale tests bench docs/hooks
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format bayescale tests bench
-	$(VENV)/bin/ruff check --fix bayescale tests bench
+	$(VENV)/bin/ruff format bayescale tests bench docs/hooks
+	$(VENV)/bin/ruff check --fix bayescale tests bench docs/hooks
 
 bench-setup: $(STAMP)
 	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -r bench/requirements.txt
@@ -65,4 +75,4 @@ constraints:
 	@mv $(CONSTRAINTS).new $(CONSTRAINTS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist site *.egg-info

@@ -197,7 +197,7 @@ class Runs:
         return len(self.group_names) if self.group is not None else 1
 
     def frame(self) -> pd.DataFrame:
-        """Canonical DataFrame: params, tokens, compute, loss[, downstream][, group][, sweep].
+        """Canonical DataFrame: ``params, tokens, compute, loss[, downstream][, group][, sweep]``.
 
         Missing inputs (e.g. params for compute-only data) are NaN columns; group and sweep
         hold the names. The index is the original row labels.
