@@ -36,7 +36,7 @@ _SYMBOL = {"params": "N", "tokens": "D", "compute": "C", "tokens_per_param": "D/
 def run_targets(fit) -> dict:
     """Keyword arguments of ``fit.predict`` that reproduce every observed run."""
     runs = fit.runs
-    out = {k: getattr(runs, k) for k in fit.law.inputs}
+    out: dict = {"at": {k: runs.input(k) for k in fit.law.inputs}}
     if fit.model.grouped:
         out["group"] = [fit.group_names[c] for c in runs.group]
     return out

@@ -101,7 +101,8 @@ class Law:
 
     Attributes:
         name: registry name (``chinchilla``, ``kaplan_n``, ...).
-        inputs: which of ``params``/``tokens``/``compute`` it reads.
+        inputs: the inputs it reads: ``params``/``tokens``/``compute`` and named inputs
+            (``U``), which the runs carry in :attr:`~bayescale.runs.Runs.inputs`.
         parameters: sampled parameters with roles and default priors.
         log_loss_fn: ``(theta, x) -> log loss`` with ``x`` centred log-inputs.
         to_reported: ``(theta, log_ref) -> {reported name: value}`` (natural scale).
@@ -637,8 +638,9 @@ def custom_law(
     """Build a law from a natural-scale function, without editing the package.
 
     ``fn(theta, **inputs)`` receives the sampled parameters and the inputs on their
-    natural scale (``params=N``, ``tokens=D``, ``compute=C`` as jax arrays) and returns
-    the loss. Parameters are reported as sampled. For speed, write a log-space
+    natural scale (``params=N``, ``tokens=D``, ``compute=C`` and any named input such
+    as ``U=unique tokens``, as jax arrays) and returns the loss. A named input is read
+    from the runs' column mapped to it (``fit(..., inputs={"U": "unique_tokens"})``). Parameters are reported as sampled. For speed, write a log-space
     :class:`Law` directly; this form is for convenience.
 
     Example:
@@ -651,9 +653,11 @@ def custom_law(
     """
     import jax.numpy as jnp
 
-    bad = [i for i in inputs if i not in INPUTS]
-    if bad:
-        raise ValueError(f"custom law inputs must be among {INPUTS} but got {bad[0]!r}")
+    from .runs import check_input_name
+
+    for input_name in inputs:
+        if input_name not in INPUTS:
+            check_input_name(input_name)
     parsed = {k: parse_prior(v) for k, v in priors.items()}
     roles = dict(roles or {})
 
