@@ -471,7 +471,7 @@ def plot_residuals(fit, *, ax=None):
         if len(axes) != len(inputs):
             raise ValueError(f"ax must hold {len(inputs)} Axes (one per input) but got {len(axes)}")
         fig = axes[0].figure
-    values = {k: getattr(fit.runs, k) for k in inputs}
+    values = {k: fit.runs.input(k) for k in inputs}
     codes = run_codes(fit)
     log_mu = np.median(fit.log_loss_draws(values, codes), axis=0)
     resid = np.log(fit.runs.loss) - log_mu

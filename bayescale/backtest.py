@@ -33,6 +33,7 @@ import pandas as pd
 
 from ._holdout import level_order, parse_holdout, rolling_folds, rule_mask
 from ._scores import LEVELS, crps, interval_score, intervals, pit
+from ._util import target_kwargs
 from .runs import Runs, RunsError, read_runs
 
 __all__ = ["Backtest", "backtest"]
@@ -431,7 +432,7 @@ def _score(result, held: Runs, fold: str, seed: int) -> pd.DataFrame:
     groups = None
     if result.model.grouped:
         groups = [held.group_names[c] for c in held.group]
-    prediction = result.predict(at=values, group=groups, seed=seed)
+    prediction = result.predict(**target_kwargs(values), group=groups, seed=seed)
     draws = prediction.draws
     observed = np.asarray(held.loss)
     q = intervals(draws)
