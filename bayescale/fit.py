@@ -203,6 +203,8 @@ def fit(
     scaling_model = build_model(
         spec, runs if loss_mask is None else runs.select(loss_mask), discrepancy=discrepancy
     )
+    if spec.law.check is not None:  # once per fit, not once per drift fold
+        spec.law.check(runs)
     chosen_accept = target_accept is not None
     if target_accept is None:
         target_accept = default_target_accept(scaling_model)

@@ -110,6 +110,10 @@ class Law:
         reported_names: names in summaries and JSON (DESIGN.md contract).
         formula, citation: for printed models and reports.
         options: law options (``k`` for bnsl, ``irreducible`` for Kaplan laws).
+        shared_ref: ``((input, other), ...)``: centre ``input`` at ``other``'s reference
+            (``U`` at tokens', so that the law may compare U with D in centred log space).
+        check: ``check(runs)``, called before a fit: warns about runs the law reads
+            oddly (``muennighoff2023``: D/U < 1).
     """
 
     name: str
@@ -122,6 +126,8 @@ class Law:
     formula: str = ""
     citation: str = ""
     options: tuple[tuple[str, object], ...] = field(default_factory=tuple)
+    shared_ref: tuple[tuple[str, str], ...] = ()
+    check: Callable | None = None
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -696,3 +702,9 @@ def custom_law(
 def law_uses_reference(law: Law) -> bool:
     """Custom laws see uncentred log-inputs (their reference scale is 0)."""
     return dict(law.options).get("custom") is not True
+
+
+# laws over named inputs live in their own module, which imports the helpers above
+from ._covariate_laws import BUILDERS as _COVARIATE_BUILDERS  # noqa: E402
+
+_BUILDERS.update(_COVARIATE_BUILDERS)

@@ -458,13 +458,14 @@ def read_runs(
     if df.shape[0] == 0:
         raise RunsError("runs table is empty: no rows")
     available = list(dict.fromkeys(df.columns))
-    for name in cols.values():
+    for role, name in cols.items():
         if name not in available:
             shown = ", ".join(repr(c) for c in available[:30]) + (
                 ", ..." if len(available) > 30 else ""
             )
+            what = f" (input {role})" if role in named else ""
             raise RunsError(
-                f"column {short_repr(name)} not found; available columns: {shown or '(none)'}{_did_you_mean(name, available)}"
+                f"column {short_repr(name)}{what} not found; available columns: {shown or '(none)'}{_did_you_mean(name, available)}"
             )
         if (count := int((df.columns == name).sum())) > 1:
             raise RunsError(

@@ -1,0 +1,254 @@
+"""Named inputs: columns beyond params/tokens/compute, through fit, the fit file and the CLI."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale import load_fit
+from bayescale.cli import main
+from bayescale.laws import get_law
+from bayescale.runs import RunsError, RunsWarning, read_runs
+
+#: Muennighoff et al. 2023's fitted law (their Table/eq. 10 values)
+TRUTH = {
+    "E": 1.87,
+    "A": 521.0,
+    "B": 1488.0,
+    "alpha": 0.35,
+    "beta": 0.353,
+    "R_D_star": 15.4,
+    "R_N_star": 5.3,
+}
+SAMPLER = {"chains": 4, "draws": 500, "warmup": 500, "seed": 0, "progress": False}
+
+
+def simulated_table(seed: int = 0) -> pd.DataFrame:
+    """4 sizes x 4 unique-token pools x 6 epoch counts from the paper's law, 1% noise, and two
+    runs of half an epoch (D/U = 0.5) that the law reads as U_D = D."""
+    rows = [
+        (n, u * epochs, u)
+        for n in (3e7, 1e8, 3e8, 1e9)
+        for u in (n / 2, 2 * n, 5 * n, 20 * n)
+        for epochs in (1, 2, 4, 10, 25, 60)
+    ]
+    rows += [(1e8, 1e9, 2e9), (3e8, 3e9, 6e9)]
+    df = pd.DataFrame(rows, columns=["params", "tokens", "unique_tokens"])
+    mu = get_law("muennighoff2023").loss(
+        TRUTH, params=df.params.values, tokens=df.tokens.values, U=df.unique_tokens.values
+    )
+    rng = np.random.default_rng(seed)
+    df["loss"] = mu * np.exp(0.01 * rng.standard_normal(len(df)))
+    df.index = [f"run{i}" for i in range(len(df))]
+    return df
+
+
+EPOCH_WARNING = (
+    "law 'muennighoff2023': D/U < 1 in rows run96, run97 (tokens below unique tokens U; the "
+    "law assumes at least one epoch and uses U_D = min(U, D) there: check that --tokens and "
+    "--input U are not swapped)"
+)
+
+
+@pytest.fixture(scope="module")
+def constrained_fit():
+    df = simulated_table()
+    with pytest.warns(RunsWarning, match=re.escape(EPOCH_WARNING)):
+        fitted = bs.fit(
+            df,
+            law="muennighoff2023",
+            params="params",
+            tokens="tokens",
+            loss="loss",
+            inputs={"U": "unique_tokens"},
+            **SAMPLER,
+        )
+    return df, fitted
+
+
+def small_table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"N": [1e8, 2e8, 4e8], "D": [2e9, 4e9, 8e9], "U": [1e9, 2e9, 4e9], "loss": [3.0, 2.8, 2.6]}
+    )
+
+
+def read_with_u(df, column="U"):
+    return read_runs(df, params="N", tokens="D", loss="loss", inputs={"U": column})
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_named_input_is_read_and_kept_through_select():
+    runs = read_with_u(small_table())
+    assert runs.input_names == ("params", "tokens", "compute", "U")
+    np.testing.assert_array_equal(runs.input("U"), [1e9, 2e9, 4e9])
+    np.testing.assert_array_equal(runs.select(np.array([False, True, True])).input("U"), [2e9, 4e9])
+
+
+def test_named_input_column_missing_is_one_line_naming_the_input():
+    with pytest.raises(RunsError) as err:
+        read_with_u(small_table(), column="uniq")
+    assert str(err.value) == (
+        "column 'uniq' (input U) not found; available columns: 'N', 'D', 'U', 'loss'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (np.nan, "column 'U' row 1: value is missing (input U must be given for every run)"),
+        (0.0, "column 'U' row 1: value 0.0 is not positive (input U must be > 0)"),
+        (-5.0, "column 'U' row 1: value -5.0 is not positive (input U must be > 0)"),
+    ],
+)
+def test_named_input_nan_or_non_positive_is_one_line(value, message):
+    df = small_table()
+    df.loc[1, "U"] = value
+    with pytest.raises(RunsError) as err:
+        read_with_u(df)
+    assert str(err.value) == message
+
+
+def test_law_needing_an_input_the_table_lacks_names_both():
+    df = simulated_table()
+    with pytest.raises(RunsError) as err:
+        bs.fit(df, law="muennighoff2023", params="params", tokens="tokens", loss="loss")
+    assert str(err.value) == (
+        "law 'muennighoff2023' needs input 'U', but the runs have no input 'U' (map a column "
+        "to it: --input U=COLUMN / inputs={'U': COLUMN}; the runs have: params, tokens, compute)"
+    )
+
+
+# --------------------------------------------------------------------------- recovery
+
+
+@pytest.mark.slow
+def test_fit_with_inputs_recovers_the_data_constrained_law(constrained_fit):
+    _, fitted = constrained_fit
+    assert fitted.diagnostics.ok, fitted.diagnostics
+    assert fitted.runs.columns["U"] == "unique_tokens"
+    summary = fitted.summary(prob=0.95)
+    for name, value in TRUTH.items():
+        lower, upper = summary.loc[name, "lower"], summary.loc[name, "upper"]
+        assert lower < value < upper, (name, lower, value, upper)
+    # the data pins R*_D to within a factor ~1.5 and R*_N to a factor ~3 (95% intervals)
+    assert summary.loc["R_D_star", "upper"] / summary.loc["R_D_star", "lower"] < 1.6
+    assert summary.loc["R_N_star", "upper"] / summary.loc["R_N_star", "lower"] < 3.5
+
+
+@pytest.mark.slow
+def test_predict_at_a_named_input_and_its_errors(constrained_fit):
+    _, fitted = constrained_fit
+    true_loss = float(get_law("muennighoff2023").loss(TRUTH, params=5e8, tokens=4e10, U=2e9))
+    at = fitted.predict(params=5e8, tokens=4e10, at={"U": 2e9}, noise=False)
+    assert at.lower[0] < true_loss < at.upper[0]
+    # more unique data (fewer epochs) is a lower loss in every draw
+    fresh = fitted.predict(params=5e8, tokens=4e10, at={"U": 4e10}, noise=False)
+    assert np.all(fresh.draws < at.draws)
+    with pytest.raises(ValueError) as err:
+        fitted.predict(params=5e8, tokens=4e10, at={"V": 2e9})
+    assert str(err.value) == (
+        "unknown input 'V'; this fit knows the inputs params, tokens, compute, U"
+    )
+    with pytest.raises(ValueError) as err:
+        fitted.predict(params=5e8, tokens=4e10)
+    assert str(err.value) == "law 'muennighoff2023' needs U to predict (give --at U=VALUE)"
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def bad(capsys, *argv) -> str:
+    code, out, err = run(capsys, *argv)
+    assert code == 2, (out, err)
+    lines = [line for line in err.splitlines() if not line.startswith("warning:")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_cli_input_and_at_round_trip_through_the_fit_file(tmp_path, capsys):
+    csv = tmp_path / "runs.csv"
+    simulated_table().to_csv(csv, index_label="id")
+    out = tmp_path / "fit.nc"
+    code, _, err = run(
+        capsys,
+        "fit",
+        csv,
+        "--law",
+        "muennighoff2023",
+        "--params",
+        "params",
+        "--tokens",
+        "tokens",
+        "--loss",
+        "loss",
+        "--input",
+        "U=unique_tokens",
+        "--draws",
+        "500",
+        "--warmup",
+        "500",
+        "--out",
+        out,
+        "--json",
+    )
+    assert code == 0, err
+    assert "D/U < 1 in rows" in err  # the CLI shows the epoch warning
+    loaded = load_fit(out)
+    assert loaded.runs.inputs.keys() == {"U"}
+    np.testing.assert_array_equal(loaded.runs.input("U"), simulated_table().unique_tokens)
+
+    code, stdout, _ = run(
+        capsys, "predict", out, "--params", "5e8", "--tokens", "4e10", "--at", "U=2e9", "--json"
+    )
+    assert code == 0
+    payload = json.loads(stdout)
+    direct = loaded.predict(params=5e8, tokens=4e10, at={"U": 2e9}).to_dict()
+    assert payload["median"] == pytest.approx(direct["median"], rel=1e-12)
+    true_loss = float(get_law("muennighoff2023").loss(TRUTH, params=5e8, tokens=4e10, U=2e9))
+    assert payload["lower"] < true_loss < payload["upper"]
+
+    line = bad(capsys, "predict", out, "--params", "5e8", "--tokens", "4e10", "--at", "u=2e9")
+    assert line == (
+        "error: unknown input 'u'; did you mean 'U'? this fit knows the inputs params, tokens, "
+        "compute, U"
+    )
+    line = bad(capsys, "predict", out, "--params", "5e8", "--tokens", "4e10")
+    assert line == "error: law 'muennighoff2023' needs U to predict (give --at U=VALUE)"
+    line = bad(capsys, "predict", out, "--params", "5e8", "--tokens", "4e10", "--at", "U=-1")
+    assert line == (
+        "error: bayescale predict: argument --at: --at U: expected a positive finite number "
+        "but got '-1'"
+    )
+    line = bad(
+        capsys, "predict", out, "--params", "5e8", "--tokens", "4e10", "--at", "U=1", "--at", "U=2"
+    )
+    assert line == "error: --at U is given twice"
+
+
+def test_cli_input_errors_before_any_fit(tmp_path, capsys):
+    csv = tmp_path / "runs.csv"
+    small_table().to_csv(csv, index=False)
+    common = ["fit", csv, "--law", "muennighoff2023", "--params", "N", "--tokens", "D"]
+    common += ["--loss", "loss", "--out", tmp_path / "f.nc"]
+    assert bad(capsys, *common, "--input", "U=uniq") == (
+        "error: column 'uniq' (input U) not found; available columns: 'N', 'D', 'U', 'loss'"
+    )
+    assert bad(capsys, *common, "--input", "U") == (
+        "error: bayescale fit: argument --input: expected NAME=COLUMN but got 'U'"
+    )
+    assert bad(capsys, *common, "--input", "loss=U") == (
+        "error: input name 'loss' is reserved (params, tokens, compute, loss, downstream, "
+        "group, sweep, group_code, sweep_code); pick another name"
+    )
