@@ -159,6 +159,45 @@ def test_predict_at_a_named_input_and_its_errors(constrained_fit):
     assert str(err.value) == "law 'muennighoff2023' needs U to predict (give --at U=VALUE)"
 
 
+def true_optimum(compute: float, unique: float | None) -> dict:
+    """The true law's optimum along C = 6ND on a fine log grid of N (U = D: unlimited)."""
+    n = np.geomspace(1e7, 1e11, 200_001)
+    d = compute / (6 * n)
+    loss = get_law("muennighoff2023").loss(
+        TRUTH, params=n, tokens=d, U=d if unique is None else np.full_like(n, unique)
+    )
+    i = int(np.argmin(loss))
+    return {"params": n[i], "tokens": d[i], "loss": loss[i]}
+
+
+@pytest.mark.slow
+def test_allocation_under_a_data_constraint_recovers_the_true_optimum(constrained_fit):
+    from bayescale.allocate import compute_optimal
+
+    _, fitted = constrained_fit
+    budgets = [1e20, 1e21]
+    alloc = compute_optimal(fitted, budgets, at={"U": 2e9})
+    for j, c in enumerate(budgets):
+        truth, free = true_optimum(c, 2e9), true_optimum(c, None)
+        expected = {
+            "params": truth["params"],
+            "tokens": truth["tokens"],
+            "loss": truth["loss"],
+            "epochs": truth["tokens"] / 2e9,  # 11.3 and 41.9
+            "unlimited_params": free["params"],
+            "unlimited_loss": free["loss"],
+            "loss_cost": truth["loss"] - free["loss"],  # 0.096 and 0.22 nats
+        }
+        for name, value in expected.items():
+            stats = alloc.interval(name, 0.95)
+            assert stats["lower"][j] < value < stats["upper"][j], (c, name, stats, value)
+    # the constraint never helps: no draw's constrained optimum beats its unlimited one
+    assert np.all(alloc.loss_cost > -1e-9)
+    # more unique data, fewer epochs at the same budget
+    more = compute_optimal(fitted, budgets, at={"U": 8e9})
+    assert np.all(np.median(more.epochs, axis=0) < np.median(alloc.epochs, axis=0))
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -218,6 +257,26 @@ def test_cli_input_and_at_round_trip_through_the_fit_file(tmp_path, capsys):
     assert payload["median"] == pytest.approx(direct["median"], rel=1e-12)
     true_loss = float(get_law("muennighoff2023").loss(TRUTH, params=5e8, tokens=4e10, U=2e9))
     assert payload["lower"] < true_loss < payload["upper"]
+
+    code, stdout, _ = run(capsys, "allocate", out, "--budget", "1e20", "--at", "U=2e9", "--json")
+    assert code == 0
+    payload = json.loads(stdout)
+    assert {"params", "tokens", "tokens_per_param", "loss", "epochs", "loss_cost"} <= set(payload)
+    assert payload["at"] == {"U": 2e9} and set(payload["unlimited"]) == {"params", "tokens", "loss"}
+    from bayescale.allocate import compute_optimal
+
+    direct = compute_optimal(loaded, 1e20, at={"U": 2e9}).to_dict()
+    assert payload["epochs"] == pytest.approx(direct["epochs"], rel=1e-9)
+    truth = true_optimum(1e20, 2e9)
+    assert payload["params"]["lower"] < truth["params"] < payload["params"]["upper"]
+    code, text, _ = run(capsys, "allocate", out, "--budget", "1e20", "--at", "U=2e9")
+    assert code == 0 and "loss the constraint costs" in text and "epochs D/U" in text
+    assert bad(capsys, "allocate", out, "--budget", "1e20") == (
+        "error: law 'muennighoff2023' needs U to allocate (give --at U=VALUE)"
+    )
+    assert bad(capsys, "allocate", out, "--budget", "1e20", "--at", "V=1") == (
+        "error: unknown input 'V'; this fit's named inputs are U"
+    )
 
     line = bad(capsys, "predict", out, "--params", "5e8", "--tokens", "4e10", "--at", "u=2e9")
     assert line == (
