@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .allocate import Allocation, _budgets, _jitted_log_loss, _scalar_or_list, _stats, _theta
+from .allocate import Allocation, _budgets, _scalar_or_list, _stats, _theta
 from .posterior import check_prob
 
 __all__ = ["ConstrainedAllocation", "constrained_optimal"]
@@ -77,12 +77,13 @@ class ConstrainedAllocation(Allocation):
             return {k: _scalar_or_list(v) for k, v in self.interval(name, prob).items()}
 
         out["epochs"] = three("epochs")
-        out["loss_cost"] = three("loss_cost")
-        out["unlimited"] = {k: three(f"unlimited_{k}") for k in ("params", "tokens", "loss")}
+        if self.loss_cost is not None:
+            out["loss_cost"] = three("loss_cost")
+            out["unlimited"] = {k: three(f"unlimited_{k}") for k in ("params", "tokens", "loss")}
         return out
 
 
-def _check_at(fit, at: Mapping | None) -> dict[str, float]:
+def _check_at(fit, at: Mapping | None, what: str = "to allocate") -> dict[str, float]:
     named = [k for k in fit.law.inputs if k not in ("params", "tokens", "compute")]
     known = tuple(fit.runs.inputs)
     out = {}
@@ -103,46 +104,77 @@ def _check_at(fit, at: Mapping | None) -> dict[str, float]:
     if missing:
         flags = ", ".join(f"--at {k}=VALUE" for k in missing)
         raise ValueError(
-            f"law {fit.law.name!r} needs {' and '.join(missing)} to allocate (give {flags})"
+            f"law {fit.law.name!r} needs {' and '.join(missing)} {what} (give {flags})"
         )
     return out
+
+
+_SEARCHES: dict = {}
 
 
 def _search(fit, theta, log_c6: np.ndarray, at: Mapping[str, float], unlimited: bool):
     """argmin over u = log N of the law's log loss at D = C/(kN), per draw and budget.
 
-    A 97-point log grid brackets the minimum, then 60 bisections on the sign of a central
-    difference pin it (the law may have kinks, at U_D = U and U_N = N, but is continuous).
+    A 33-point log grid brackets the minimum, then 50 bisections on the sign of the exact
+    derivative (forward-mode autodiff) pin it; the law may have kinks (at U_D = U and
+    U_N = N) but is continuous. One jitted function per law and input set.
     """
+    import jax.numpy as jnp
+
     ref = fit.model.log_ref
-    law = _jitted_log_loss(fit.law)
-
-    def log_loss(u):
-        log_d = log_c6 - u
-        x = {"params": u - ref.get("params", 0.0), "tokens": log_d - ref.get("tokens", 0.0)}
-        for name, value in at.items():
-            log_v = log_d if unlimited and name == "U" else np.log(value)
-            x[name] = np.broadcast_to(log_v - ref.get(name, 0.0), np.shape(log_d))
-        return np.asarray(law(theta, x))
-
-    grid = 0.5 * log_c6 + np.linspace(-9.5, 9.5, 97)
-    values = log_loss(np.broadcast_to(grid, np.broadcast_shapes(grid.shape, theta_shape(theta))))
-    grid = np.broadcast_to(grid, values.shape)
-    best = np.argmin(values, axis=-1)[..., None]
-    step = grid[..., 1:2] - grid[..., 0:1]
-    low = np.take_along_axis(grid, best, axis=-1) - step
-    high = low + 2 * step
-    h = 1e-6
-    for _ in range(60):
-        mid = 0.5 * (low + high)
-        rising = log_loss(mid + h) > log_loss(mid - h)
-        low, high = np.where(rising, low, mid), np.where(rising, mid, high)
-    u = 0.5 * (low + high)
-    return u[..., 0], np.exp(log_loss(u))[..., 0]
+    names = tuple(sorted(at))
+    offsets = {
+        "params": ref.get("params", 0.0),
+        "tokens": ref.get("tokens", 0.0),
+        **{k: ref.get(k, 0.0) for k in names},
+    }
+    search = _jitted_search(fit.law, names, bool(unlimited))
+    theta = {k: jnp.asarray(v) for k, v in theta.items()}
+    log_at = {k: jnp.asarray(np.log(at[k])) for k in names}
+    u, log_loss = search(theta, jnp.asarray(log_c6), log_at, offsets)
+    return np.asarray(u)[..., 0], np.exp(np.asarray(log_loss))[..., 0]
 
 
-def theta_shape(theta) -> tuple[int, ...]:
-    return np.broadcast_shapes(*(np.shape(v) for v in theta.values()))
+def _jitted_search(law, names: tuple[str, ...], unlimited: bool):
+    import jax
+    import jax.numpy as jnp
+
+    key = (law.name, law.options, id(law.log_loss_fn), names, unlimited)
+    if key in _SEARCHES:
+        return _SEARCHES[key]
+
+    def search(theta, log_c6, log_at, offsets):
+        def objective(u):
+            log_d = log_c6 - u
+            x = {"params": u - offsets["params"], "tokens": log_d - offsets["tokens"]}
+            for name in names:
+                value = log_d if unlimited and name == "U" else log_at[name] + 0.0 * log_d
+                x[name] = value - offsets[name]
+            return law.log_loss(theta, x)
+
+        def slope(u):
+            return jax.jvp(objective, (u,), (jnp.ones_like(u),))[1]
+
+        grid = 0.5 * log_c6 + jnp.linspace(-9.5, 9.5, 33)
+        values = objective(grid)
+        grid = jnp.broadcast_to(grid, values.shape)
+        best = jnp.argmin(values, axis=-1)[..., None]
+        step = grid[..., 1:2] - grid[..., 0:1]
+        low = jnp.take_along_axis(grid, best, axis=-1) - step
+        high = low + 2 * step
+
+        def body(_, state):
+            low, high = state
+            mid = 0.5 * (low + high)
+            rising = slope(mid) > 0
+            return jnp.where(rising, low, mid), jnp.where(rising, mid, high)
+
+        low, high = jax.lax.fori_loop(0, 50, body, (low, high))
+        u = 0.5 * (low + high)
+        return u, objective(u)
+
+    _SEARCHES[key] = jax.jit(search)
+    return _SEARCHES[key]
 
 
 def constrained_optimal(
@@ -152,6 +184,7 @@ def constrained_optimal(
     group=None,
     *,
     flops_per_token: float | None = None,
+    unlimited: bool = True,
 ) -> ConstrainedAllocation:
     """Posterior of the loss-optimal N, D (and epochs D/U) at budget(s) ``compute`` with
     the named inputs ``at`` fixed, and what that costs against unlimited unique data.
@@ -163,6 +196,8 @@ def constrained_optimal(
             reads must be given.
         group: the arm of a grouped fit.
         flops_per_token: ``k`` in ``C = kND`` (default: the fit's, 6).
+        unlimited: also search the optimum with every token unique (for ``loss_cost``);
+            False skips it (frontiers of decisions need only the constrained one).
 
     Returns:
         A :class:`ConstrainedAllocation`; for a law of ``U`` its ``unlimited_*`` and
@@ -188,11 +223,10 @@ def constrained_optimal(
     log_n, loss = _search(fit, theta, log_c6, at, unlimited=False)
     params = np.exp(log_n)
     tokens = c[None, :] / (k * params)
-    extra: dict = {}
-    if "U" in at:
+    extra: dict = {"epochs": tokens / at["U"]} if "U" in at else {}
+    if "U" in at and unlimited:
         log_n_free, loss_free = _search(fit, theta, log_c6, at, unlimited=True)
-        extra = {
-            "epochs": tokens / at["U"],
+        extra |= {
             "unlimited_params": np.exp(log_n_free),
             "unlimited_tokens": c[None, :] / (k * np.exp(log_n_free)),
             "unlimited_loss": loss_free,

@@ -311,3 +311,143 @@ def test_cli_input_errors_before_any_fit(tmp_path, capsys):
         "error: input name 'loss' is reserved (params, tokens, compute, loss, downstream, "
         "group, sweep, group_code, sweep_code); pick another name"
     )
+
+
+# --------------------------------------------------------------------------- decisions at U
+
+#: arm a has the lower floor, arm b keeps more value from repeated tokens: with plenty of
+#: unique data a wins, under a tight data constraint b does
+ARMS = {
+    "a": {**TRUTH, "E": 1.80, "R_D_star": 5.0},
+    "b": {**TRUTH, "E": 1.87, "R_D_star": 25.0},
+}
+
+
+def two_arm_table(seed: int = 1) -> pd.DataFrame:
+    frames = []
+    law = get_law("muennighoff2023")
+    rng = np.random.default_rng(seed)
+    for arm, truth in ARMS.items():
+        rows = [
+            (n, u * epochs, u)
+            for n in (3e7, 1e8, 3e8, 1e9)
+            for u in (n / 2, 2 * n, 20 * n)
+            for epochs in (1, 3, 10, 30, 60)
+        ]
+        df = pd.DataFrame(rows, columns=["params", "tokens", "unique_tokens"])
+        mu = law.loss(
+            truth, params=df.params.values, tokens=df.tokens.values, U=df.unique_tokens.values
+        )
+        df["loss"] = mu * np.exp(0.01 * rng.standard_normal(len(df)))
+        df["arm"] = arm
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def true_frontier_loss(truth: dict, compute: float, unique: float) -> float:
+    n = np.geomspace(1e7, 1e11, 20_001)
+    d = compute / (6 * n)
+    return float(
+        get_law("muennighoff2023").loss(truth, params=n, tokens=d, U=np.full_like(n, unique)).min()
+    )
+
+
+@pytest.fixture(scope="module")
+def arms_fit(tmp_path_factory):
+    fitted = bs.fit(
+        two_arm_table(),
+        law="muennighoff2023",
+        params="params",
+        tokens="tokens",
+        loss="loss",
+        group="arm",
+        pooling="shared",
+        inputs={"U": "unique_tokens"},
+        **SAMPLER,
+    )
+    path = tmp_path_factory.mktemp("arms") / "arms.nc"
+    fitted.to_netcdf(path)
+    return fitted, path
+
+
+@pytest.mark.slow
+def test_decide_and_crossover_carry_the_named_input(arms_fit):
+    from bayescale.decide import compare, crossover
+
+    fitted, _ = arms_fit
+    assert fitted.diagnostics.ok, fitted.diagnostics
+    tight = compare(fitted, params=5e8, tokens=1e11, at={"U": 2e9})  # 50 epochs
+    loose = compare(fitted, params=5e8, tokens=1e11, at={"U": 1e11})  # 1 epoch
+    assert tight.recommended == "b" and tight.p_best[tight.arms.index("b")] > 0.99
+    assert loose.recommended == "a" and loose.p_best[loose.arms.index("a")] > 0.99
+    assert tight.to_dict()["target"] == {"params": 5e8, "tokens": 1e11, "compute": None, "U": 2e9}
+    # a budget: each arm at its own loss-optimal split under the constraint
+    budget = compare(fitted, compute=1e21, at={"U": 2e9})
+    assert budget.recommended == "b"
+    for k, arm in enumerate(budget.arms):
+        true_loss = true_frontier_loss(ARMS[arm], 1e21, 2e9)
+        assert budget.lower[k] < true_loss < budget.upper[k], (arm, true_loss)
+    with pytest.raises(ValueError) as err:
+        compare(fitted, params=5e8, tokens=1e11)
+    assert str(err.value) == "law 'muennighoff2023' needs U at the target (give --at U=VALUE)"
+
+    # along the constrained frontiers b overtakes a once the epochs pile up
+    grid = np.geomspace(1e18, 1e23, 400)
+    gap = [
+        true_frontier_loss(ARMS["a"], c, 2e9) - true_frontier_loss(ARMS["b"], c, 2e9) for c in grid
+    ]
+    true_cross = float(grid[np.flatnonzero(np.diff(np.sign(gap)))[0]])
+    result = crossover(fitted, "a", "b", (1e18, 1e23), at={"U": 2e9})
+    payload = result.to_dict()
+    assert payload["p_in_range"] > 0.95
+    assert payload["lower"] < true_cross < payload["upper"], (payload, true_cross)
+
+
+@pytest.mark.slow
+def test_cli_decide_crossover_report_take_at(arms_fit, tmp_path, capsys):
+    _, path = arms_fit
+    code, out, _ = run(
+        capsys, "decide", path, "--params", "5e8", "--tokens", "1e11", "--at", "U=2e9", "--json"
+    )
+    assert code == 0 and json.loads(out)["recommended"] == "b"
+    code, out, _ = run(
+        capsys, "decide", path, "--params", "5e8", "--tokens", "1e11", "--at", "U=1e11", "--json"
+    )
+    assert code == 0 and json.loads(out)["recommended"] == "a"
+    code, out, _ = run(
+        capsys,
+        "crossover",
+        path,
+        "--arms",
+        "a",
+        "b",
+        "--compute-range",
+        "1e18",
+        "1e23",
+        "--at",
+        "U=2e9",
+        "--json",
+    )
+    payload = json.loads(out)
+    assert code == 0 and payload["at"] == {"U": 2e9} and payload["p_in_range"] > 0.95
+    assert bad(
+        capsys, "crossover", path, "--arms", "a", "b", "--compute-range", "1e18", "1e23"
+    ) == ("error: law 'muennighoff2023' needs U at the target (give --at U=VALUE)")
+    report = tmp_path / "report"
+    code, _, err = run(
+        capsys,
+        "report",
+        path,
+        "--out",
+        report,
+        "--target",
+        "5e8,1e11",
+        "--at",
+        "U=2e9",
+        "--no-backtest",
+    )
+    assert code == 0, err
+    text = (report / "report.md").read_text()
+    assert "| N | D | C (FLOPs) | U | Group |" in text
+    assert "recommended `b`" in text
+    assert "--at U=2e+09" in text  # the reproduce line carries it
