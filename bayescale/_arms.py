@@ -56,6 +56,8 @@ class Arm:
     group: str | None
     order: np.ndarray
     _cache: dict = field(default_factory=dict, repr=False)
+    #: named inputs held fixed at the target, natural scale (``{"U": 5e9}``)
+    at: dict = field(default_factory=dict)
 
     @property
     def code(self) -> int:
@@ -96,6 +98,14 @@ class Arm:
         if draws is not None:
             theta = {k: v[draws] for k, v in theta.items()}
         log_ref = self.fit.model.log_ref
+        log_values = {**{k: np.log(v) for k, v in self.at.items()}, **log_values}
+        missing = [k for k in self.law.inputs if k not in log_values]
+        if missing:
+            raise ValueError(
+                f"law {self.law.name!r} needs {' and '.join(missing)} at the target (give "
+                + ", ".join(f"--at {k}=VALUE" for k in missing)
+                + ")"
+            )
         x = {
             k: np.asarray(log_values[k], np.float64) - log_ref.get(k, 0.0) for k in self.law.inputs
         }
@@ -112,6 +122,13 @@ class Arm:
         """``log N_opt`` per draw and budget, ``(S, M)``, via :mod:`bayescale.allocate`."""
         from .allocate import optimal_log_params
 
+        if self.at or set(self.law.inputs) - {"params", "tokens", "compute"}:
+            from .constrained import constrained_optimal  # named inputs held at self.at
+
+            alloc = constrained_optimal(
+                self.fit, np.asarray(compute, np.float64), self.at, self.group, unlimited=False
+            )
+            return np.log(alloc.params)[self.order]
         log_n, _ = optimal_log_params(self.fit, np.asarray(compute, np.float64), self.group)
         return log_n[self.order]
 
@@ -282,6 +299,7 @@ def resolve_arms(
     seed: int = 0,
     min_arms: int = 2,
     paired: bool | None = None,
+    at: Mapping[str, float] | None = None,
 ):
     """The :class:`ArmSet` of a decision.
 
@@ -293,6 +311,8 @@ def resolve_arms(
         min_arms: the fewest arms the decision needs.
         paired: None (default) pairs whenever the arms share one joint posterior; False
             re-pairs at random even then (to see what pairing buys); True demands pairing.
+        at: named inputs of the target, ``{"U": 5e9}``; every arm's law gets them (each
+            named input its law reads must be given).
 
     Raises:
         ValueError: an ungrouped fit, an unknown arm (with "did you mean"), too few arms.
@@ -332,10 +352,15 @@ def resolve_arms(
     chains = min(f.n_chains for f in fits.values())
     draws = min(f.n_draws for f in fits.values())
     rng = np.random.default_rng([int(seed), 104729])
+    if at or any(set(f.law.inputs) - {"params", "tokens", "compute"} for f in fits.values()):
+        from .constrained import _check_at
+
+        at = {name: _check_at(fit, at, "at the target") for name, fit in fits.items()}
+        at = next(iter(at.values()))
     built = []
     for i, (name, fit, group) in enumerate(entries):
         base = _base_order(fit, chains, draws)
         if not paired and i > 0:
             base = base[_block_order(chains, draws, rng)]
-        built.append(Arm(name, fit, group, base))
+        built.append(Arm(name, fit, group, base, at=dict(at or {})))
     return ArmSet(built, bool(paired), chains, draws, fits, source, int(seed))

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,6 +161,7 @@ def crossover(
     iterations: int = 40,
     prob: float = 0.95,
     seed: int = 0,
+    at: Mapping[str, float] | None = None,
 ) -> Crossover:
     """Where (if anywhere) arm A's compute-optimal frontier crosses arm B's.
 
@@ -177,6 +179,8 @@ def crossover(
         iterations: bisection steps per root.
         prob: probability of the conditional interval.
         seed: seed of the random pairing of unpaired arms.
+        at: named inputs held fixed along the frontiers, ``{"U": 5e9}`` (each arm's
+            frontier is then its loss-optimal split under that constraint).
 
     Example:
         >>> result = crossover(fit, "llama", "mlstm", (1e19, 1e24))   # doctest: +SKIP
@@ -188,7 +192,7 @@ def crossover(
         raise ValueError(f"grid must be an integer >= 50 but got {grid!r}")
     if str(arm_a) == str(arm_b):
         raise ValueError(f"crossover needs two different arms but got {arm_a!r} twice")
-    arm_set = resolve_arms(source, [arm_a, arm_b], seed=seed)
+    arm_set = resolve_arms(source, [arm_a, arm_b], seed=seed, at=at)
     a, b = arm_set.arms
     observed = np.concatenate([a.observed_compute(), b.observed_compute()])
     observed_min = float(observed.min()) if observed.size else None

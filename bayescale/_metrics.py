@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._arms import Arm, ArmSet
+from .runs import INPUTS
 
 __all__ = [
     "METRICS",
@@ -129,13 +130,14 @@ def _target_log_loss(arm: Arm, target: Target) -> np.ndarray:
         log_n = arm.frontier_log_params([target.compute]) if arm.allocates() else None
         return arm.frontier_log_loss(log_c, log_n)[:, 0]
     values = target.values(arm.flops_per_token)
-    missing = [k for k in arm.law.inputs if k not in values]
+    missing = [k for k in arm.law.inputs if k not in values and k not in arm.at]
     if missing:
+        flags = ", ".join(f"--{k}" if k in INPUTS else f"--at {k}=VALUE" for k in missing)
         raise ValueError(
-            f"law {arm.law.name!r} needs {' and '.join(missing)} at the target "
-            f"(give {', '.join('--' + k for k in missing)})"
+            f"law {arm.law.name!r} needs {' and '.join(missing)} at the target (give {flags})"
         )
-    return arm.law_log_loss({k: np.log(values[k]) for k in arm.law.inputs})[:, 0]
+    # named inputs (U) come from the arm's ``at``
+    return arm.law_log_loss({k: np.log(values[k]) for k in arm.law.inputs if k in values})[:, 0]
 
 
 def _drift_term(arm: Arm, target: Target) -> np.ndarray | float:

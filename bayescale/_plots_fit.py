@@ -36,7 +36,7 @@ _SYMBOL = {"params": "N", "tokens": "D", "compute": "C", "tokens_per_param": "D/
 def run_targets(fit) -> dict:
     """Keyword arguments of ``fit.predict`` that reproduce every observed run."""
     runs = fit.runs
-    out = {k: getattr(runs, k) for k in fit.law.inputs}
+    out: dict = {"at": {k: runs.input(k) for k in fit.law.inputs}}
     if fit.model.grouped:
         out["group"] = [fit.group_names[c] for c in runs.group]
     return out
@@ -212,6 +212,9 @@ def plot_fit(
         ax: draw on this Axes (all groups together); default a new figure with one
             panel per group (grouped fits) or a single panel.
 
+    Named inputs of the law (``U``) are held along each curve at the geometric mean of
+    that ladder's runs.
+
     Returns:
         The Axes when drawing on one panel, else the Figure (one panel per group).
 
@@ -264,6 +267,10 @@ def plot_fit(
                 values = {x: xs}
             else:
                 values = _grid_inputs(x, along, ladders.values[i], xs, fpt)
+            for k in fit.law.inputs:  # named inputs (U): the ladder's geometric mean
+                if k not in values:
+                    held = np.log(np.asarray(fit.runs.input(k), np.float64)[sel])
+                    values[k] = np.full(len(xs), float(np.exp(held.mean())))
             values = {k: values[k] for k in fit.law.inputs}
             on_curve = np.full(len(xs), g, np.int32)
             # beyond the data the law bends as its ladder's backtest says (the fit's drift)
@@ -471,7 +478,7 @@ def plot_residuals(fit, *, ax=None):
         if len(axes) != len(inputs):
             raise ValueError(f"ax must hold {len(inputs)} Axes (one per input) but got {len(axes)}")
         fig = axes[0].figure
-    values = {k: getattr(fit.runs, k) for k in inputs}
+    values = {k: fit.runs.input(k) for k in inputs}
     codes = run_codes(fit)
     log_mu = np.median(fit.log_loss_draws(values, codes), axis=0)
     resid = np.log(fit.runs.loss) - log_mu
@@ -513,7 +520,7 @@ def plot_residuals(fit, *, ax=None):
             )
         panel.set_ylim(-limit, limit)
         finish_log_axis(panel.xaxis, name)
-        panel.set_xlabel(AXIS_LABELS[name])
+        panel.set_xlabel(AXIS_LABELS.get(name, f"{name} (named input)"))
     axes[0].set_ylabel("Residual log loss (observed − fit)")
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch

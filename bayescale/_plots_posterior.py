@@ -123,7 +123,7 @@ def _reference_note(fit, doc: str) -> str:
     symbols = {"params": "N", "tokens": "D", "compute": "C"}
     parts = []
     for name, value in fit.model.log_ref.items():
-        symbol = symbols[name]
+        symbol = symbols.get(name, name)
         if value and (f"{symbol}_ref" in doc or "x_ref" in doc):
             fmt = format_flops if name == "compute" else format_count
             parts.append(f"{symbol}_ref\u00a0=\u00a0{fmt(float(np.exp(value)))}")  # no wrap

@@ -194,6 +194,6 @@ def point_fit(runs, law: Law, bootstrap: int = 200, seed: int = 0) -> PointFit:
         if rows.sum() < len(law.parameter_names) + 1:
             fits.append(None)  # too few runs in this group for a point fit of its own
             continue
-        values = {k: np.asarray(getattr(runs, k))[rows] for k in law.inputs}
+        values = {k: np.asarray(runs.input(k))[rows] for k in law.inputs}
         fits.append(_fit_group(law, values, np.asarray(runs.loss)[rows], bootstrap, rng))
     return PointFit(fits)

@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["did_you_mean", "short_repr"]
+__all__ = ["did_you_mean", "short_repr", "target_kwargs"]
 
 
 def did_you_mean(name: object, choices: Iterable[Any]) -> str:
@@ -53,3 +53,19 @@ def short_repr(value: object, limit: int = 60) -> str:
     head = text[:limit] + "..."
     shown = repr(head) if isinstance(value, str) else head
     return f"{shown} ({len(text)} characters)"
+
+
+def target_kwargs(values: dict) -> dict:
+    """Keyword arguments of ``Fit.predict`` for the inputs ``values`` by name: params,
+    tokens and compute as themselves, named inputs (``U``) under ``at``.
+
+    Example:
+        >>> target_kwargs({"params": 1e9, "U": 5e9})
+        {'params': 1000000000.0, 'at': {'U': 5000000000.0}}
+    """
+    common = ("params", "tokens", "compute")
+    out = {k: v for k, v in values.items() if k in common}
+    named = {k: v for k, v in values.items() if k not in common}
+    if named:
+        out["at"] = named
+    return out

@@ -28,7 +28,7 @@ Example:
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -530,6 +530,7 @@ def compute_optimal(
     *,
     flops_per_token=None,
     flops: Callable | None = None,
+    at: Mapping[str, float] | None = None,
 ) -> Allocation:
     """Posterior of the compute-optimal N, D, D/N and loss at budget(s) ``compute``.
 
@@ -542,6 +543,8 @@ def compute_optimal(
         flops_per_token: ``k`` in ``C = kND`` (default: the fit's, 6), or a callable
             ``k(N)``, e.g. ``lambda N: 6 + 12 * n_layer * n_ctx * d_model / N``.
         flops: a callable ``flops(N, D) -> C`` increasing in D (D is solved numerically).
+        at: named inputs held fixed, e.g. ``{"U": 5e9}`` unique tokens for
+            ``muennighoff2023``: see :func:`bayescale.constrained.constrained_optimal`.
 
     Example:
         >>> alloc = compute_optimal(fit, [1e22, 1e24])                  # doctest: +SKIP
@@ -550,6 +553,12 @@ def compute_optimal(
     """
     _needs_nd(fit)
     _check_method(method)
+    if at or set(fit.law.inputs) - {"params", "tokens", "compute"}:
+        if flops is not None or callable(flops_per_token):
+            raise ValueError("a FLOP rule other than C = kND is not supported with named inputs")
+        from .constrained import constrained_optimal
+
+        return constrained_optimal(fit, compute, at, group, flops_per_token=flops_per_token)
     c = _budgets(compute)
     rule = flop_rule(fit, flops_per_token, flops)
     codes = fit._group_codes(group, len(c))

@@ -33,6 +33,7 @@ import pandas as pd
 
 from ._holdout import level_order, parse_holdout, rolling_folds, rule_mask
 from ._scores import LEVELS, crps, interval_score, intervals, pit
+from ._util import target_kwargs
 from .runs import Runs, RunsError, read_runs
 
 __all__ = ["Backtest", "backtest"]
@@ -427,11 +428,11 @@ def _unseen_groups(train: Runs, held: Runs) -> list[str]:
 
 
 def _score(result, held: Runs, fold: str, seed: int) -> pd.DataFrame:
-    values = {k: getattr(held, k) for k in result.law.inputs}
+    values = {k: held.input(k) for k in result.law.inputs}
     groups = None
     if result.model.grouped:
         groups = [held.group_names[c] for c in held.group]
-    prediction = result.predict(**values, group=groups, seed=seed)
+    prediction = result.predict(**target_kwargs(values), group=groups, seed=seed)
     draws = prediction.draws
     observed = np.asarray(held.loss)
     q = intervals(draws)
@@ -472,7 +473,7 @@ def _normal_quantile(u: np.ndarray, n: int) -> np.ndarray:
 
 def _add_baseline(frame_k, held: Runs, result, base) -> None:
     """The point fit ``base``'s predictions of the held-out runs, as ``baseline_*`` columns."""
-    values = {k: np.asarray(getattr(held, k)) for k in result.law.inputs}
+    values = {k: np.asarray(held.input(k)) for k in result.law.inputs}
     # select() keeps every group name, so the held-out codes index the fit set's groups
     codes = held.group if held.group is not None else np.zeros(held.n_runs, np.int64)
     predicted = base.predict(values, codes, prob=0.95)

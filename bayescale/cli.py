@@ -55,6 +55,47 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{self.prog}: {message}")
 
 
+def _named_input(text: str) -> tuple[str, str]:
+    """``NAME=COLUMN`` of ``fit --input``."""
+    name, sep, column = text.partition("=")
+    if not sep or not name.strip() or not column.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=COLUMN but got {text!r}")
+    return name.strip(), column.strip()
+
+
+def _input_value(text: str) -> tuple[str, float]:
+    """``NAME=VALUE`` of ``--at``: a named input of the target run."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE but got {text!r}")
+    try:
+        return name.strip(), _positive_float(value.strip())
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"--at {name.strip()}: {exc}") from None
+
+
+def _pairs(items, flag: str) -> dict | None:
+    """Repeated ``--input``/``--at`` pairs as a dict; a name given twice is an error."""
+    if not items:
+        return None
+    out: dict = {}
+    for name, value in items:
+        if name in out:
+            raise CliError(f"{flag} {name} is given twice")
+        out[name] = value
+    return out
+
+
+def _add_at(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--at",
+        action="append",
+        type=_input_value,
+        metavar="NAME=VALUE",
+        help="a named input of the target, e.g. --at U=5e9 (repeatable)",
+    )
+
+
 def _add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
 
@@ -65,6 +106,7 @@ def _add_target(p: argparse.ArgumentParser, compute: bool = True) -> None:
     if compute:
         p.add_argument("--compute", type=_positive_float, help="training FLOPs C (D = C/6N)")
     p.add_argument("--prob", type=_prob, default=0.95, help="interval probability (default 0.95)")
+    _add_at(p)
 
 
 def _emit(args, payload: dict, text: str) -> None:
@@ -131,6 +173,7 @@ def cmd_fit(args) -> int:
         group=args.group,
         downstream=args.downstream,
         sweep=args.sweep,
+        inputs=_pairs(args.input, "--input"),
         likelihood=args.likelihood,
         pooling=args.pooling,
         chains=args.chains,
@@ -187,6 +230,7 @@ def cmd_predict(args) -> int:
         noise=not args.no_noise,
         prob=args.prob,
         seed=args.seed,
+        at=_pairs(args.at, "--at"),
     )
     payload = prediction.to_dict()
     text = (
@@ -225,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group", help="column with arms (architecture, data mix, recipe)")
     p.add_argument("--downstream", help="column with a downstream error rate")
     p.add_argument("--sweep", help="column identifying a sweep/budget (shared deviation)")
+    p.add_argument(
+        "--input",
+        action="append",
+        type=_named_input,
+        metavar="NAME=COLUMN",
+        help="a named input the law reads, e.g. --input U=unique_tokens (repeatable)",
+    )
     p.add_argument("--likelihood", choices=("student_t", "normal"))
     p.add_argument("--pooling", choices=("none", "shared", "partial"))
     p.add_argument(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from .cli import CliError, _add_json, _emit, _load, _positive_float, _prob
+from .cli import CliError, _add_at, _add_json, _emit, _load, _pairs, _positive_float, _prob
 
 __all__ = ["register"]
 
@@ -66,6 +66,7 @@ def cmd_decide(args) -> int:
         margin=args.margin,
         prob=args.prob,
         seed=args.seed,
+        at=_pairs(args.at, "--at"),
     )
     payload = result.to_dict()
     frame = result.to_frame()
@@ -109,11 +110,21 @@ def cmd_crossover(args) -> int:
         raise CliError(f"--compute-range LO HI needs LO < HI but got LO={lo:g}, HI={hi:g}")
     if args.arms[0] == args.arms[1]:
         raise CliError(f"crossover needs two different arms but got {args.arms[0]!r} twice")
+    at = _pairs(args.at, "--at")
     fit = _load(args.fit)
     result = crossover(
-        fit, args.arms[0], args.arms[1], (lo, hi), grid=args.grid, prob=args.prob, seed=args.seed
+        fit,
+        args.arms[0],
+        args.arms[1],
+        (lo, hi),
+        grid=args.grid,
+        prob=args.prob,
+        seed=args.seed,
+        at=at,
     )
     payload = result.to_dict()
+    if at:
+        payload["at"] = {k: float(v) for k, v in at.items()}
     a, b = payload["arms"]
     lines = [
         f"{a} vs {b} along their compute-optimal frontiers, C in [{lo:.3g}, {hi:.3g}]"
@@ -214,6 +225,7 @@ def register(subparsers) -> None:
         help="include run-to-run noise (one new run per arm); default: --no-noise (the laws)",
     )
     p.add_argument("--prob", type=_prob, default=0.95, help="interval probability (default 0.95)")
+    _add_at(p)
     _add_common(p)
     p.set_defaults(func=cmd_decide)
 
@@ -233,6 +245,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--grid", type=int, default=300, help="log-grid points (default 300)")
     p.add_argument("--prob", type=_prob, default=0.95, help="interval probability (default 0.95)")
+    _add_at(p)
     _add_common(p)
     p.set_defaults(func=cmd_crossover)
 

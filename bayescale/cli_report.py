@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from .cli import CliError, _add_json, _emit, _load, _prob
+from .cli import CliError, _add_at, _add_json, _emit, _load, _pairs, _prob
 
 __all__ = ["cmd_report", "parse_target", "register"]
 
@@ -56,6 +56,8 @@ def cmd_report(args) -> int:
         argv += ["--prob", f"{args.prob:g}"]
     if args.no_backtest:
         argv += ["--no-backtest"]
+    for name, value in args.at or []:
+        argv += ["--at", f"{name}={value:g}"]
     files = write_report(
         result,
         args.out,
@@ -64,6 +66,7 @@ def cmd_report(args) -> int:
         command=report_command(argv),
         force=args.force,
         backtest=not args.no_backtest,
+        at=_pairs(args.at, "--at"),
     )
     verdict = "ok" if files["diagnostics_ok"] else "NOT OK: " + result.diagnostics.verdict()
     text = (
@@ -94,5 +97,6 @@ def register(subparsers) -> None:
         action="store_true",
         help="leave out the backtest of the fit's own ladder (one more fit)",
     )
+    _add_at(p)
     _add_json(p)
     p.set_defaults(func=cmd_report)

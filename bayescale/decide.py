@@ -35,7 +35,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -266,6 +266,7 @@ def compare(
     prob: float = 0.95,
     seed: int = 0,
     paired: bool | None = None,
+    at: Mapping[str, float] | None = None,
 ) -> Comparison:
     """Compare arms at a target: P(best), expected value, interval, expected regret, EVPI.
 
@@ -285,6 +286,8 @@ def compare(
         seed: seed of the random pairing (unpaired arms) and the noise draws.
         paired: None (default): pair draws whenever the arms share one joint posterior;
             False: pair at random anyway (shows what pairing buys).
+        at: the target's named inputs, ``{"U": 5e9}`` (laws such as ``muennighoff2023``);
+            with ``compute`` each arm is at its loss-optimal split under them.
 
     Returns:
         A :class:`Comparison`; warns :class:`DecisionWarning` when the fit fails the gate.
@@ -299,7 +302,7 @@ def compare(
     target = Target.make(params, tokens, compute)
     if margin is not None and not (isinstance(margin, int | float) and margin > 0):
         raise ValueError(f"margin must be a number > 0 but got {margin!r}")
-    arm_set = resolve_arms(source, arms, seed=seed, paired=paired)
+    arm_set = resolve_arms(source, arms, seed=seed, paired=paired, at=at)
     generators = rngs(seed, len(arm_set.arms))
     draws = np.column_stack(
         [
@@ -316,7 +319,7 @@ def compare(
         arm_set.paired,
         metric,
         bool(noise),
-        target.to_dict(),
+        {**target.to_dict(), **arm_set.arms[0].at},
         prob,
         None if margin is None else float(margin),
         arm_set.diagnostics(),
@@ -334,6 +337,7 @@ def frontier_draws(
     arms: Sequence[str] | None = None,
     metric: str = "loss",
     seed: int = 0,
+    at: Mapping[str, float] | None = None,
 ) -> dict[str, np.ndarray]:
     """Each arm's metric along its compute-optimal frontier, ``{arm: (S, M)}`` (the laws).
 
@@ -345,7 +349,7 @@ def frontier_draws(
     c = np.atleast_1d(np.asarray(compute, np.float64))
     if c.ndim != 1 or not np.all(np.isfinite(c)) or np.any(c <= 0):
         raise ValueError(f"compute must be finite and > 0 but got {np.asarray(compute).tolist()}")
-    arm_set = resolve_arms(source, arms, seed=seed, min_arms=1)
+    arm_set = resolve_arms(source, arms, seed=seed, min_arms=1, at=at)
     out = {}
     for arm in arm_set.arms:
         log_n = arm.frontier_log_params(c) if arm.allocates() else None

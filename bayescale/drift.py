@@ -47,6 +47,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from ._util import target_kwargs
+
 __all__ = ["DRIFT_PRIOR", "calibrate_drift", "drift_draws", "log_ratio", "log_scale"]
 
 #: per axis: prior sd ``tau`` of a ladder's drift and fold-to-fold spread ``omega``, per
@@ -144,9 +146,9 @@ def _fold_drift(fitted, held, distance: np.ndarray, seed: int) -> dict | None:
         return None
     held = held.select(keep)
     d = distance[keep]
-    values = {k: getattr(held, k) for k in fitted.law.inputs}
+    values = {k: held.input(k) for k in fitted.law.inputs}
     groups = [held.group_names[c] for c in held.group] if fitted.model.grouped else None
-    draws = np.log(fitted.predict(**values, group=groups, seed=seed).draws)
+    draws = np.log(fitted.predict(**target_kwargs(values), group=groups, seed=seed).draws)
     med = np.median(draws, axis=0)
     q16, q84 = np.quantile(draws, [0.16, 0.84], axis=0)
     s = np.maximum((q84 - q16) / 2, 1e-6)

@@ -80,6 +80,7 @@ def fit(
     group: str | None = None,
     downstream: str | None = None,
     sweep: str | None = None,
+    inputs: Mapping[str, str] | None = None,
     priors: Mapping[str, Prior | str | Mapping] | None = None,
     likelihood: str | None = None,
     pooling: str | None = None,
@@ -108,6 +109,8 @@ def fit(
             :class:`~bayescale.specs.ModelSpec`.
         params, tokens, compute, loss, group, downstream, sweep: column names, when
             ``data`` is a table (ignored for :class:`Runs`).
+        inputs: named inputs beyond params/tokens/compute, ``{name: column}`` (e.g.
+            ``{"U": "unique_tokens"}`` for ``muennighoff2023``), when ``data`` is a table.
         priors: overrides by site name, e.g. ``{"alpha": "Uniform(low=0, high=1)"}``.
         likelihood: ``student_t`` (default) or ``normal``.
         pooling: ``none`` / ``shared`` / ``partial`` across groups.
@@ -189,6 +192,7 @@ def fit(
             group=group,
             sweep=sweep,
             flops_per_token=flops_per_token,
+            inputs=inputs,
         )
     if runs.downstream is not None and not spec.downstream and downstream is not None:
         spec = spec.with_(downstream=True)
@@ -199,6 +203,8 @@ def fit(
     scaling_model = build_model(
         spec, runs if loss_mask is None else runs.select(loss_mask), discrepancy=discrepancy
     )
+    if spec.law.check is not None:  # once per fit, not once per drift fold
+        spec.law.check(runs)
     chosen_accept = target_accept is not None
     if target_accept is None:
         target_accept = default_target_accept(scaling_model)
@@ -471,7 +477,7 @@ def model_arguments(
 ):
     """The (inputs, hyper, observations) the compiled model takes, padded to ``size`` rows."""
     size = pad_size(runs.n_runs) if size is None else size
-    values = {name: getattr(runs, name) for name in scaling_model.law.inputs}
+    values = {name: runs.input(name) for name in scaling_model.law.inputs}
     group = runs.group if scaling_model.grouped else None
     sweep = scaling_model.sweep_codes(runs) if scaling_model.n_sweeps else None
     inputs = scaling_model.inputs(values, group, pad_to=size, sweep=sweep)

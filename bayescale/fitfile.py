@@ -267,6 +267,11 @@ def _fit_from_file(tree, record: dict, path: Path) -> Fit:
         sweep_names=tuple(record.get("sweep_names", ())),
         rows=np.asarray(record["rows"]),
         columns=dict(record["columns"]),
+        # format 2 files from before named inputs have no "inputs": none
+        inputs={
+            str(k): np.asarray(const[f"input_{k}"].values, np.float64)
+            for k in record.get("inputs", [])
+        },
     )
     info = dict(record["info"])
     info["warn"] = False  # the verdict is in the file; do not re-warn on every load

@@ -135,7 +135,7 @@ def sweep_residuals(fit, runs=None, *, group=None) -> pd.DataFrame:
     """
     runs = _select_group(fit.runs if runs is None else runs, group)
     _require_sweep(runs)
-    values = {k: getattr(runs, k) for k in fit.law.inputs}
+    values = {k: runs.input(k) for k in fit.law.inputs}
     codes = fit._group_codes(group, runs.n_runs)
     residual = np.log(runs.loss) - np.median(fit.log_loss_draws(values, codes), axis=0)
     names = np.asarray(runs.sweep_names, dtype=object)[runs.sweep]

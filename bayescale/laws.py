@@ -101,7 +101,8 @@ class Law:
 
     Attributes:
         name: registry name (``chinchilla``, ``kaplan_n``, ...).
-        inputs: which of ``params``/``tokens``/``compute`` it reads.
+        inputs: the inputs it reads: ``params``/``tokens``/``compute`` and named inputs
+            (``U``), which the runs carry in :attr:`~bayescale.runs.Runs.inputs`.
         parameters: sampled parameters with roles and default priors.
         log_loss_fn: ``(theta, x) -> log loss`` with ``x`` centred log-inputs.
         to_reported: ``(theta, log_ref) -> {reported name: value}`` (natural scale).
@@ -109,6 +110,10 @@ class Law:
         reported_names: names in summaries and JSON (DESIGN.md contract).
         formula, citation: for printed models and reports.
         options: law options (``k`` for bnsl, ``irreducible`` for Kaplan laws).
+        shared_ref: ``((input, other), ...)``: centre ``input`` at ``other``'s reference
+            (``U`` at tokens', so that the law may compare U with D in centred log space).
+        check: ``check(runs)``, called before a fit: warns about runs the law reads
+            oddly (``muennighoff2023``: D/U < 1).
     """
 
     name: str
@@ -121,6 +126,8 @@ class Law:
     formula: str = ""
     citation: str = ""
     options: tuple[tuple[str, object], ...] = field(default_factory=tuple)
+    shared_ref: tuple[tuple[str, str], ...] = ()
+    check: Callable | None = None
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -637,8 +644,9 @@ def custom_law(
     """Build a law from a natural-scale function, without editing the package.
 
     ``fn(theta, **inputs)`` receives the sampled parameters and the inputs on their
-    natural scale (``params=N``, ``tokens=D``, ``compute=C`` as jax arrays) and returns
-    the loss. Parameters are reported as sampled. For speed, write a log-space
+    natural scale (``params=N``, ``tokens=D``, ``compute=C`` and any named input such
+    as ``U=unique tokens``, as jax arrays) and returns the loss. A named input is read
+    from the runs' column mapped to it (``fit(..., inputs={"U": "unique_tokens"})``). Parameters are reported as sampled. For speed, write a log-space
     :class:`Law` directly; this form is for convenience.
 
     Example:
@@ -651,9 +659,11 @@ def custom_law(
     """
     import jax.numpy as jnp
 
-    bad = [i for i in inputs if i not in INPUTS]
-    if bad:
-        raise ValueError(f"custom law inputs must be among {INPUTS} but got {bad[0]!r}")
+    from .runs import check_input_name
+
+    for input_name in inputs:
+        if input_name not in INPUTS:
+            check_input_name(input_name)
     parsed = {k: parse_prior(v) for k, v in priors.items()}
     roles = dict(roles or {})
 
@@ -692,3 +702,9 @@ def custom_law(
 def law_uses_reference(law: Law) -> bool:
     """Custom laws see uncentred log-inputs (their reference scale is 0)."""
     return dict(law.options).get("custom") is not True
+
+
+# laws over named inputs live in their own module, which imports the helpers above
+from ._covariate_laws import BUILDERS as _COVARIATE_BUILDERS  # noqa: E402
+
+_BUILDERS.update(_COVARIATE_BUILDERS)

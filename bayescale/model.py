@@ -423,9 +423,11 @@ def build_model(spec: ModelSpec, runs, discrepancy: bool = False) -> ScalingMode
             f"model {spec.name!r} fits downstream error but no downstream column was given "
             "(use downstream=COLUMN / --downstream COLUMN)"
         )
-    values = {name: getattr(runs, name) for name in law.inputs}
+    values = {name: runs.input(name) for name in law.inputs}
     summary = DataSummary.from_arrays(runs.loss, values)
     log_ref = dict(summary.log_ref) if law_uses_reference(law) else dict.fromkeys(law.inputs, 0.0)
+    for name, other in law.shared_ref:
+        log_ref[name] = log_ref[other]
     summary = DataSummary(summary.min_loss, summary.median_loss, summary.max_loss, log_ref)
     priors: dict[str, Prior] = law.default_priors(summary)
     priors.update(NOISE_PRIORS)

@@ -171,7 +171,7 @@ def check_fit(fit, warn: bool = True, p_min: float = PPC_P_MIN, seed: int = 0) -
     if not informing.all():  # runs left out of the loss likelihood (loss_mask) are not checked
         runs = runs.select(informing)
     model = fit.model
-    values = {k: getattr(runs, k) for k in fit.law.inputs}
+    values = {k: runs.input(k) for k in fit.law.inputs}
     codes = runs.group if model.grouped else np.zeros(runs.n_runs, np.int32)
     log_mu = fit.log_loss_draws(values, codes)
     if model.n_sweeps:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .model import DOWNSTREAM_NAMES, ScalingModel
+from .runs import INPUTS
 
 __all__ = ["Diagnostics", "Fit", "FitWarning", "Prediction", "check_prob", "load_fit"]
 
@@ -392,21 +393,41 @@ class Fit:
         return to_table(self, format, prob, **kwargs)
 
     # ------------------------------------------------------------------ predictions
-    def _targets(self, params, tokens, compute, group) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def input_names(self) -> tuple[str, ...]:
+        """The inputs a target of this fit can be given: params, tokens, compute and the
+        named inputs of its runs (``U``)."""
+        return ("params", "tokens", "compute", *self.runs.inputs)
+
+    def _targets(
+        self, params, tokens, compute, group, at: Mapping | None = None
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         fpt = float(self.info.get("flops_per_token", 6.0))
+        common = {"params": params, "tokens": tokens, "compute": compute}
+        known = self.input_names()
+        for name, value in dict(at or {}).items():
+            if name not in known:
+                from ._util import did_you_mean
+
+                extra = did_you_mean(str(name), known) or ";"
+                raise ValueError(
+                    f"unknown input {name!r}{extra} this fit knows the inputs {', '.join(known)}"
+                )
+            if name in common and common[name] is not None and value is not None:
+                raise ValueError(f"{name} is given twice (as {name}= and in at=)")
+            common[name] = value
         given = {
             k: None if v is None else np.atleast_1d(np.asarray(v, np.float64))
-            for k, v in (("params", params), ("tokens", tokens), ("compute", compute))
+            for k, v in common.items()
         }
         if given["tokens"] is None and given["params"] is not None and given["compute"] is not None:
             given["tokens"] = given["compute"] / (fpt * given["params"])
         if given["compute"] is None and given["params"] is not None and given["tokens"] is not None:
             given["compute"] = fpt * given["params"] * given["tokens"]
-        needed = [k for k in self.law.inputs if given[k] is None]
+        needed = [k for k in self.law.inputs if given.get(k) is None]
         if needed:
+            flags = ", ".join(f"--{k}" if k in INPUTS else f"--at {k}=VALUE" for k in needed)
             raise ValueError(
-                f"law {self.law.name!r} needs {' and '.join(needed)} to predict "
-                f"(give {', '.join('--' + k for k in needed)})"
+                f"law {self.law.name!r} needs {' and '.join(needed)} to predict (give {flags})"
             )
         values = {k: given[k] for k in self.law.inputs}
         size = max(len(v) for v in values.values())
@@ -489,12 +510,16 @@ class Fit:
         prob: float = 0.95,
         seed: int = 0,
         sweep: str | None = None,
+        at: Mapping[str, object] | None = None,
     ) -> Prediction:
         """Posterior predictive draws for new runs.
 
         Args:
             params, tokens, compute: target sizes (scalars or arrays); missing ones follow
                 from ``C = 6ND`` (or the fit's FLOPs-per-token rule).
+            at: the target's inputs by name, for named inputs such as ``{"U": 5e9}``
+                (``params``/``tokens``/``compute`` may be given here too). A name the
+                fit does not know is an error naming the ones it does.
             group: group name(s) for grouped fits.
             metric: ``loss`` or ``downstream`` (needs a downstream fit).
             noise: include run-to-run noise (the next run) or parameters only.
@@ -518,7 +543,7 @@ class Fit:
             raise ValueError(
                 "metric 'downstream' needs a fit with a downstream column (--downstream COL)"
             )
-        values, codes = self._targets(params, tokens, compute, group)
+        values, codes = self._targets(params, tokens, compute, group, at)
         rng = np.random.default_rng(seed)
         log_mu = self.log_loss_draws(values, codes)
         log_mu = log_mu + self._structured(values, sweep, noise, rng, log_mu.shape, codes)
@@ -675,7 +700,7 @@ class Fit:
         Only runs whose loss entered the likelihood count (see ``loss_mask`` in
         :func:`~bayescale.fit.fit`), so PSIS-LOO compares like with like.
         """
-        values = {k: getattr(self.runs, k) for k in self.law.inputs}
+        values = {k: self.runs.input(k) for k in self.law.inputs}
         codes = self.runs.group if self.model.grouped else np.zeros(self.runs.n_runs, np.int32)
         log_mu = self.log_loss_draws(values, codes)
         if self.model.n_sweeps:  # observed runs sit in known sweeps
@@ -763,6 +788,8 @@ class Fit:
             value = getattr(self.runs, name)
             if value is not None:
                 out[name] = value
+        for name, value in self.runs.inputs.items():
+            out[f"input_{name}"] = value
         if self.runs.group is not None:
             out["group_code"] = self.runs.group
         if getattr(self.runs, "sweep", None) is not None:
@@ -810,6 +837,7 @@ class Fit:
             "frontier": dict(self.model.frontier),
             "log_ref": dict(self.model.log_ref),
             "columns": dict(self.runs.columns),
+            "inputs": list(self.runs.inputs),
             "rows": [str(r) for r in self.runs.rows],
             "data_hash": self.runs.data_hash(),
             "info": self.info,

@@ -212,7 +212,7 @@ def _data_section(fit) -> list[str]:
 def _model_section(fit) -> list[str]:
     spec, model = fit.spec, fit.model
     refs = ", ".join(
-        f"{ {'params': 'N', 'tokens': 'D', 'compute': 'C'}[k] }_ref = "
+        f"{ {'params': 'N', 'tokens': 'D', 'compute': 'C'}.get(k, k) }_ref = "
         f"{(format_flops if k == 'compute' else format_count)(float(np.exp(v)))}"
         for k, v in model.log_ref.items()
         if v
@@ -310,7 +310,7 @@ def _decision_sections(fit, rows: list[dict], prob: float) -> list[str]:
     caught: list[str] = []
     targets = {}
     for r in rows:  # one entry per target, whatever the group
-        key = (r["params"], r["tokens"], r["compute"])
+        key = (r["params"], r["tokens"], r["compute"], tuple(sorted(r.get("at", {}).items())))
         targets.setdefault(key, r)
     if fit.model.grouped:
         lines += ["## Decisions at the targets", ""]
@@ -320,13 +320,13 @@ def _decision_sections(fit, rows: list[dict], prob: float) -> list[str]:
             "choosing the arm costs against the best arm of each draw; EVPI: the expected "
             "regret of the recommended arm."
         )
-        for (n, d, c), r in targets.items():
+        for (n, d, c, at), r in targets.items():
             with warnings.catch_warnings(record=True) as seen:
                 warnings.simplefilter("always")
                 if n is not None and d is not None:
-                    result = compare(fit, params=n, tokens=d, prob=prob)
+                    result = compare(fit, params=n, tokens=d, prob=prob, at=dict(at))
                 else:
-                    result = compare(fit, compute=c, prob=prob)
+                    result = compare(fit, compute=c, prob=prob, at=dict(at))
             caught += [str(w.message) for w in seen]
             name = r["label"] or (
                 f"N = {format_count(n)}, D = {format_count(d)}"
@@ -347,7 +347,8 @@ def _decision_sections(fit, rows: list[dict], prob: float) -> list[str]:
                     f"{result.expected_regret[k]:.3g} |"
                 )
         lines.append("")
-    if set(fit.law.inputs) == {"params", "tokens"}:
+    named = set(fit.law.inputs) - {"params", "tokens", "compute"}
+    if {"params", "tokens"} <= set(fit.law.inputs) and "compute" not in fit.law.inputs:
         lines += [
             "## Compute-optimal allocation at the targets' budgets",
             "",
@@ -357,10 +358,17 @@ def _decision_sections(fit, rows: list[dict], prob: float) -> list[str]:
             "| C (FLOPs) | Group | N_opt | D_opt | D/N | Loss |",
             "|--:|:--|--:|--:|--:|--:|",
         ]
+        if named:
+            lines[-3:-3] = [
+                "With the named inputs of each target held fixed ("
+                + ", ".join(sorted(named))
+                + "), the loss-optimal N and D under that constraint.",
+                "",
+            ]
         groups = list(fit.group_names) if fit.model.grouped else [None]
-        for _n, _d, c in targets:
+        for _n, _d, c, at in targets:
             for g in groups:
-                alloc = compute_optimal(fit, compute=c, group=g)
+                alloc = compute_optimal(fit, compute=c, group=g, at=dict(at))
                 cells = []
                 for name, fmt in (
                     ("params", format_count),
@@ -448,6 +456,7 @@ def write_report(
     command: str | None = None,
     force: bool = False,
     backtest: bool = True,
+    at: Mapping[str, float] | None = None,
 ) -> dict:
     """Write ``report.md``, ``table.tex`` and the figures of ``fit`` into folder ``out``.
 
@@ -463,6 +472,7 @@ def write_report(
         force: overwrite an existing ``report.md`` in ``out``.
         backtest: add "How far to trust it": the fit's drift folds and a backtest of its
             own ladder (the top quarter of its log-compute span held out; one more fit).
+        at: named inputs of every target that gives none (``{"U": 5e9}``; ``--at U=5e9``).
 
     Returns:
         ``{"out", "report", "table", "figures", "files"}`` with paths as strings;
@@ -483,6 +493,8 @@ def write_report(
     report = out / "report.md"
     if report.exists() and not force:
         raise ValueError(f"{str(report)!r} exists; pass force=True (--force) to overwrite it")
+    if targets and at:
+        targets = [{"at": dict(at), **t} if "at" not in t else t for t in targets]
     rows = prediction_rows(fit, list(targets), prob) if targets else []
     figures_dir = out / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ import hashlib
 import numbers
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,12 @@ import pandas as pd
 from ._util import did_you_mean as _did_you_mean
 from ._util import short_repr
 
-__all__ = ["Runs", "RunsError", "RunsWarning", "read_runs"]
+__all__ = ["Runs", "RunsError", "RunsWarning", "check_input_name", "read_runs"]
 
 INPUTS = ("params", "tokens", "compute")
+#: names a named input cannot take: the table's roles and the fit file's own columns
+RESERVED = (*INPUTS, "loss", "downstream", "group", "sweep", "group_code", "sweep_code")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MAX_LOSS = 20.0
 #: no language model's per-token loss in nats is smaller; below it the default prior of E
 #: (rounded to 6 decimals) degenerates and reported coefficients underflow
@@ -52,6 +56,30 @@ class RunsError(ValueError):
 
     def __init__(self, message: object) -> None:
         super().__init__(re.sub(r"\s*[\r\n]+\s*", " ", str(message)).strip())
+
+
+def check_input_name(name: object) -> str:
+    """A named input's name: an identifier that is not one of the table's roles.
+
+    Example:
+        >>> check_input_name("U")
+        'U'
+        >>> check_input_name("loss")
+        Traceback (most recent call last):
+        ...
+        bayescale.runs.RunsError: input name 'loss' is reserved (params, tokens, compute, loss, \
+downstream, group, sweep, group_code, sweep_code); pick another name
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise RunsError(
+            f"input name {name!r} must be an identifier (letters, digits, _; not starting "
+            "with a digit)"
+        )
+    if name in RESERVED:
+        raise RunsError(
+            f"input name {name!r} is reserved ({', '.join(RESERVED)}); pick another name"
+        )
+    return name
 
 
 class RunsWarning(UserWarning):
@@ -171,10 +199,15 @@ class Runs:
     columns: dict[str, str]
     flops_per_token: float = 6.0
     derived: tuple[str, ...] = field(default=())
+    #: named inputs beyond params/tokens/compute (``{"U": unique tokens}``), validated
+    #: like params: finite and > 0
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in (*INPUTS, "loss", "downstream"):
             object.__setattr__(self, name, _frozen(getattr(self, name), np.float64))
+        named = {check_input_name(k): _frozen(v, np.float64) for k, v in self.inputs.items()}
+        object.__setattr__(self, "inputs", named)
         for name in ("group", "sweep"):
             object.__setattr__(self, name, _frozen(getattr(self, name), np.int64))
         object.__setattr__(self, "rows", _frozen(self.rows, None))
@@ -185,6 +218,9 @@ class Runs:
             a = getattr(self, name)
             if a is not None and len(a) != n:
                 raise RunsError(f"Runs.{name} has {len(a)} entries but loss has {n}")
+        for name, a in self.inputs.items():
+            if len(a) != n:
+                raise RunsError(f"Runs input {name!r} has {len(a)} entries but loss has {n}")
 
     @property
     def n_runs(self) -> int:
@@ -192,12 +228,28 @@ class Runs:
         return len(self.loss)
 
     @property
+    def input_names(self) -> tuple[str, ...]:
+        """Inputs present: params/tokens/compute (those given or derived), then named ones."""
+        return (*(k for k in INPUTS if getattr(self, k) is not None), *self.inputs)
+
+    def input(self, name: str) -> np.ndarray | None:
+        """The values of input ``name`` (``params``, ``tokens``, ``compute`` or a named
+        input such as ``U``); None when the runs do not have it.
+
+        Example:
+            >>> runs.input("params") is runs.params  # doctest: +SKIP
+            True
+        """
+        return getattr(self, name) if name in INPUTS else self.inputs.get(name)
+
+    @property
     def n_groups(self) -> int:
         """Number of groups; 1 when there is no group column."""
         return len(self.group_names) if self.group is not None else 1
 
     def frame(self) -> pd.DataFrame:
-        """Canonical DataFrame: ``params, tokens, compute, loss[, downstream][, group][, sweep]``.
+        """Canonical DataFrame: ``params, tokens, compute[, named inputs], loss[, downstream][,
+        group][, sweep]``.
 
         Missing inputs (e.g. params for compute-only data) are NaN columns; group and sweep
         hold the names. The index is the original row labels.
@@ -210,6 +262,7 @@ class Runs:
         data: dict[str, Any] = {
             k: nan if getattr(self, k) is None else getattr(self, k) for k in INPUTS
         }
+        data.update(self.inputs)
         data["loss"] = self.loss
         if self.downstream is not None:
             data["downstream"] = self.downstream
@@ -243,7 +296,7 @@ class Runs:
             k: None if getattr(self, k) is None else getattr(self, k)[idx]
             for k in (*INPUTS, "loss", "downstream", "group", "sweep", "rows")
         }
-        return replace(self, **take)
+        return replace(self, **take, inputs={k: v[idx] for k, v in self.inputs.items()})
 
     def require(self, inputs: tuple[str, ...], n_parameters: int, law_name: str) -> None:
         """Check that a law with ``n_parameters`` parameters on ``inputs`` can be fitted.
@@ -255,14 +308,16 @@ class Runs:
             >>> runs.require(("params", "tokens"), 5, "chinchilla")  # doctest: +SKIP
         """
         for name in inputs:
-            if name not in INPUTS:
+            if name not in INPUTS and self.input(name) is None:
                 raise RunsError(
-                    f"law {law_name!r} asks for unknown input {name!r}; inputs are params, tokens, compute"
+                    f"law {law_name!r} needs input {name!r}, but the runs have no input {name!r} "
+                    f"(map a column to it: --input {name}=COLUMN / inputs={{{name!r}: COLUMN}}; "
+                    f"the runs have: {', '.join(self.input_names)})"
                 )
-            if getattr(self, name) is None:
+            if self.input(name) is None:
                 raise RunsError(
                     f"law {law_name!r} needs {name}, but the runs have no {name} column "
-                    f"(available: {', '.join(k for k in INPUTS if getattr(self, k) is not None)})"
+                    f"(available: {', '.join(self.input_names)})"
                 )
         if "params" in inputs:
             codes = self.group if self.group is not None else np.zeros(self.n_runs, dtype=np.int64)
@@ -274,7 +329,7 @@ class Runs:
                         f"law {law_name!r} needs at least 2 distinct model sizes{where}, "
                         f"found 1 (params = {sizes[0]:g})"
                     )
-        keys = [getattr(self, k) for k in inputs] + ([self.group] if self.group is not None else [])
+        keys = [self.input(k) for k in inputs] + ([self.group] if self.group is not None else [])
         distinct = len(np.unique(np.column_stack(keys), axis=0)) if keys else min(self.n_runs, 1)
         if distinct < n_parameters + 1:
             raise RunsError(
@@ -298,6 +353,9 @@ class Runs:
                     np.ascontiguousarray(a, dtype="<i8" if a.dtype.kind == "i" else "<f8").tobytes()
                 )
         h.update(repr((self.group_names, self.sweep_names)).encode())
+        for name, a in self.inputs.items():  # none for tables of params/tokens/compute alone
+            h.update(f"input:{name}:{len(a)};".encode())
+            h.update(np.ascontiguousarray(a, dtype="<f8").tobytes())
         return h.hexdigest()
 
 
@@ -338,6 +396,7 @@ def read_runs(
     group: Any = None,
     sweep: Any = None,
     flops_per_token: float = 6.0,
+    inputs: Mapping[str, Any] | None = None,
 ) -> Runs:
     """Read and validate a runs table.
 
@@ -347,6 +406,9 @@ def read_runs(
             each role (``loss`` required; at least one of params/tokens/compute).
         flops_per_token: C = flops_per_token * N * D (6 for dense transformers). If tokens are
             missing D = C / (flops_per_token N); if compute is missing C = flops_per_token N D.
+        inputs: named inputs beyond params/tokens/compute, ``{name: column}`` (e.g.
+            ``{"U": "unique_tokens"}``), for laws that read them; validated like params
+            (every value given, finite and > 0).
 
     Returns:
         Runs with float64 arrays. Rows whose loss (or downstream) is missing are dropped with
@@ -357,6 +419,9 @@ def read_runs(
         >>> df = pd.DataFrame({"N": [1e8, 4e8], "C": [1.2e18, 1.92e19], "loss": [3.1, 2.8]})
         >>> read_runs(df, params="N", compute="C", loss="loss").tokens.tolist()
         [2000000000.0, 8000000000.0]
+        >>> df["U"] = [1e9, 2e9]
+        >>> read_runs(df, params="N", compute="C", loss="loss", inputs={"U": "U"}).input("U")
+        array([1.e+09, 2.e+09])
     """
     roles = {
         "params": params,
@@ -368,6 +433,10 @@ def read_runs(
         "sweep": sweep,
     }
     cols = {role: name for role, name in roles.items() if name is not None}
+    if inputs is not None and not isinstance(inputs, Mapping):
+        raise RunsError(f"inputs must map input names to columns, got {type(inputs).__name__}")
+    named = {check_input_name(k): v for k, v in (inputs or {}).items()}
+    cols.update(named)
     if loss is None:
         raise RunsError("the loss column is required (loss=...)")
     if params is None and tokens is None and compute is None:
@@ -380,21 +449,23 @@ def read_runs(
         raise RunsError(f"flops_per_token must be a positive number, got {flops_per_token!r}")
     seen: dict[Any, str] = {}
     for role, name in cols.items():
+        label = f"input {role}" if role in named else role
         if name in seen:
-            raise RunsError(f"column {name!r} is given for both {seen[name]} and {role}")
-        seen[name] = role
+            raise RunsError(f"column {name!r} is given for both {seen[name]} and {label}")
+        seen[name] = label
 
     df = _load(source)
     if df.shape[0] == 0:
         raise RunsError("runs table is empty: no rows")
     available = list(dict.fromkeys(df.columns))
-    for name in cols.values():
+    for role, name in cols.items():
         if name not in available:
             shown = ", ".join(repr(c) for c in available[:30]) + (
                 ", ..." if len(available) > 30 else ""
             )
+            what = f" (input {role})" if role in named else ""
             raise RunsError(
-                f"column {short_repr(name)} not found; available columns: {shown or '(none)'}{_did_you_mean(name, available)}"
+                f"column {short_repr(name)}{what} not found; available columns: {shown or '(none)'}{_did_you_mean(name, available)}"
             )
         if (count := int((df.columns == name).sum())) > 1:
             raise RunsError(
@@ -404,7 +475,7 @@ def read_runs(
     rows = np.asarray(df.index)
     vals = {
         role: _to_float(df[cols[role]], cols[role])
-        for role in (*INPUTS, "loss", "downstream")
+        for role in (*INPUTS, "loss", "downstream", *named)
         if role in cols
     }
 
@@ -448,6 +519,16 @@ def read_runs(
                 )
             fail(role, np.isinf(v), "is not finite (sizes, tokens and compute must be finite)")
             fail(role, v <= 0, "is not positive (sizes, tokens and compute must be > 0)")
+    for role in named:
+        v = vals[role]
+        if np.isnan(v).any():
+            i = int(np.argmax(np.isnan(v)))
+            raise RunsError(
+                f"column {cols[role]!r} row {rows[i]}: value is missing "
+                f"(input {role} must be given for every run)"
+            )
+        fail(role, np.isinf(v), f"is not finite (input {role} must be finite)")
+        fail(role, v <= 0, f"is not positive (input {role} must be > 0)")
     fail(
         "loss",
         np.isinf(vals["loss"]),
@@ -523,6 +604,7 @@ def read_runs(
         columns=dict(cols),
         flops_per_token=fpt,
         derived=derived,
+        inputs={role: vals[role] for role in named},
     )
     key = runs.frame().drop(columns=["downstream", "sweep"], errors="ignore")
     if (dup := key.duplicated(keep=False).to_numpy()).any():

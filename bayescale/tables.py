@@ -440,7 +440,7 @@ def compare_table(fits: Mapping, format: str = "markdown") -> str:
 
 # --------------------------------------------------------------------------- predictions
 
-_TARGET_KEYS = ("params", "tokens", "compute", "group", "label")
+_TARGET_KEYS = ("params", "tokens", "compute", "group", "label", "at")
 
 
 def prediction_rows(
@@ -482,12 +482,14 @@ def prediction_rows(
             groups = [target.get("group")]
         for group in groups:
             sizes = {"params": n, "tokens": d, "compute": c}
-            new_run = fit.predict(**sizes, group=group, prob=prob, seed=seed)
-            law = fit.predict(**sizes, group=group, prob=prob, seed=seed, noise=False)
+            at = dict(target.get("at") or {})  # named inputs: {"U": 5e9}
+            new_run = fit.predict(**sizes, group=group, prob=prob, seed=seed, at=at)
+            law = fit.predict(**sizes, group=group, prob=prob, seed=seed, noise=False, at=at)
             out.append(
                 {
                     "label": target.get("label"),
                     **{k: None if v is None else float(v) for k, v in sizes.items()},
+                    "at": at,
                     "group": group,
                     "new_run": new_run.to_dict(),
                     "law": law.to_dict(),
@@ -504,7 +506,7 @@ def predictions_table(
     Args:
         fit: a :class:`~bayescale.posterior.Fit`.
         targets: dicts with ``params``/``tokens``/``compute`` (missing ones follow from
-            C = 6ND), optional ``group`` and ``label``.
+            C = 6ND), optional ``group``, ``label`` and ``at`` (named inputs, ``{"U": 5e9}``).
         prob: interval probability.
         format: ``markdown``, ``latex`` or ``html``.
 
@@ -517,6 +519,7 @@ def predictions_table(
     rows_data = prediction_rows(fit, targets, prob, seed)
     grouped = fit.model.grouped
     labelled = any(r["label"] for r in rows_data)
+    named = list(dict.fromkeys(k for r in rows_data for k in r.get("at", {})))  # ["U"]
     pct = f"{100 * prob:g}%"
     rows = []
     for r in rows_data:
@@ -526,6 +529,7 @@ def predictions_table(
             format_flops(r["compute"]) if r["compute"] else "–",
         ]
         cells = ([str(r["label"] or "")] if labelled else []) + sizes
+        cells += [format_count(r["at"][k]) if k in r["at"] else "–" for k in named]
         if grouped:
             cells.append(str(r["group"]))
         for key in ("new_run", "law"):
@@ -545,13 +549,16 @@ def predictions_table(
         rows.append(cells)
     pct_tex = pct.replace("%", r"\%")
     header = (
-        (["Target"] if labelled else []) + ["N", "D", "C (FLOPs)"] + (["Group"] if grouped else [])
+        (["Target"] if labelled else [])
+        + ["N", "D", "C (FLOPs)"]
+        + named
+        + (["Group"] if grouped else [])
     )
     if format == "latex":
         header += [f"New run [{pct_tex}]", f"Law [{pct_tex}]"]
     else:
         header += [f"Loss of a new run [{pct} interval]", f"Law, no run noise [{pct} interval]"]
-    align = ("l" if labelled else "") + "rrr" + ("l" if grouped else "") + "rr"
+    align = ("l" if labelled else "") + "rrr" + "r" * len(named) + ("l" if grouped else "") + "rr"
     return _render(
         header,
         rows,

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from ._util import target_kwargs
 from .isoflop import without_sweep  # one definition, re-exported here
 
 __all__ = [
@@ -137,8 +138,8 @@ def _score_fold(result, held, fold: str, prob: float, seed: int) -> pd.DataFrame
         if result.model.grouped and held.group is not None
         else None
     )
-    kwargs = {k: values[k] for k in result.law.inputs}
-    prediction = result.predict(**kwargs, group=groups, prob=prob, seed=seed)
+    kwargs = {k: held.input(k) for k in result.law.inputs}
+    prediction = result.predict(**target_kwargs(kwargs), group=groups, prob=prob, seed=seed)
     codes = result._group_codes(groups, held.n_runs) if groups is not None else None
     beyond = result.beyond_data({k: v for k, v in values.items() if v is not None}, codes)
     observed = held.loss

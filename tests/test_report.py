@@ -212,7 +212,7 @@ def test_predictions_reject_bad_targets(two_arm_fits):
     fit = two_arm_fits["pooled"]
     with pytest.raises(
         ValueError,
-        match=r"^targets\[1\] has unknown key 'flops'; use params, tokens, compute, group, label$",
+        match=r"^targets\[1\] has unknown key 'flops'; use params, tokens, compute, group, label, at$",
     ):
         predictions_table(fit, [TARGET, {"flops": 1e21}])
     with pytest.raises(ValueError, match=r"^targets must be a non-empty list of dicts"):

@@ -484,7 +484,11 @@ def test_require_two_model_sizes_per_group():
 
 
 def test_require_unknown_input():
-    with raises("law 'x' asks for unknown input 'flops'; inputs are params, tokens, compute"):
+    # any name can be an input now; one the runs lack names the law, the input and a fix
+    with raises(
+        "law 'x' needs input 'flops', but the runs have no input 'flops' (map a column to it: "
+        "--input flops=COLUMN / inputs={'flops': COLUMN}; the runs have: params, tokens, compute)"
+    ):
         read(table()).require(("flops",), 1, "x")
 
 
