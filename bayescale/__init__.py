@@ -7,6 +7,8 @@ Example:
     30
 """
 
+import sys as _sys
+import types as _types
 from typing import TYPE_CHECKING
 
 from ._jax import prepare as _prepare
@@ -114,3 +116,20 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(_types.ModuleType):
+    """The package module: ``bayescale.fit`` stays the function when its module is imported.
+
+    Importing the submodule ``bayescale.fit`` (``from bayescale.fit import ...``, or the
+    package itself lazily) binds the module to the package's attribute ``fit``; the public
+    name is the function of the same name.
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "fit" and isinstance(value, _types.ModuleType):
+            value = value.fit
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package

@@ -145,3 +145,11 @@ def test_importing_bayescale_imports_no_jax_but_jax_then_runs_in_float64():
         "bayescale.Fit; print('jax' in sys.modules)"
     )
     assert _run_python(code).split("\n") == ["False False", "float64", "True"]
+
+
+def test_bs_fit_is_the_function_whichever_import_comes_first():
+    code = (
+        "import bayescale as bs; from bayescale.fit import fit; import bayescale.cli; "
+        "print(bs.fit is fit, bs.read_runs.__module__)"
+    )
+    assert _run_python(code) == "True bayescale.runs"
