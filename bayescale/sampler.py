@@ -18,7 +18,9 @@ iterations ``i0 .. i1`` for every chain, writing draws into fixed buffers) and `
   ``advance`` compiles (245-point Student-t posterior, 2 cores: ~1.6 s and ~3 s of XLA);
   ``init`` and ``finish``, which run once per fit, compile without LLVM optimisation;
 * the progress bar is fed between calls of ``advance`` (20 calls per run instead of one),
-  not by a host callback inside the program, which could not be exported;
+  not by a host callback inside the program, which could not be exported; a large table's
+  chains on host devices advance in calls of bounded rows x iterations, since XLA holds
+  memory for the iterations of a call until it returns (:mod:`bayescale._chunks`);
 * :func:`run_many` runs the same programs over many datasets at once (replicates, arms, SBC);
 * a warm start (chains resuming where a previous run ended, with its metric) has an
   ``init`` of its own but runs the previous run's ``advance`` and ``finish``: it enters
@@ -55,10 +57,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ._chunks import advance_calls
+
 __all__ = ["run_chains", "run_many"]
 
-#: Calls of ``advance`` per run when a progress bar is shown (one call otherwise).
-PROGRESS_CALLS = 20
 
 _LOG = logging.getLogger(__name__)
 _PROGRAMS: dict[tuple, _Programs] = {}
@@ -973,7 +975,15 @@ def _run(
         leaves, buffers = starter(keys, start, which, np.int32(first), zero, data)
         bar = _Progress(warmup + s.draws, "NUTS") if progress else None
         try:
-            for i0, i1 in _bounds(first, total, PROGRESS_CALLS if bar else 1):
+            # calls of a bounded number of rows x iterations: XLA on host devices holds
+            # memory for the iterations a call ran until it returns (bayescale._chunks)
+            calls = advance_calls(
+                total - first,
+                rows=_rows(data, keys.shape[0]),
+                parallel=layout.method == "parallel",
+                progress=bar is not None,
+            )
+            for i0, i1 in _bounds(first, total, calls):
                 leaves, buffers = progs.advance(
                     leaves, buffers, which, np.int32(i0), np.int32(i1), data
                 )
@@ -996,6 +1006,14 @@ def _run(
         # the schedule these chains ran, so that a warm start from them reuses its programs
         end["schedule"] = np.full(np.shape(end["step_size"]), s.warmup, np.int64)
         return jax.tree.map(host, constrained), jax.tree.map(host, stats), end
+
+
+def _rows(data, n_sets: int) -> int:
+    """Rows of one dataset: its largest data array's size (batched data: per dataset)."""
+    import jax
+
+    sizes = [int(np.size(a)) for a in jax.tree.leaves(data)]
+    return max(sizes, default=1) // max(n_sets, 1)
 
 
 def _platform(device) -> str:

@@ -1,0 +1,64 @@
+"""Large run tables: memory bounded in the number of runs times draws or iterations.
+
+XLA's CPU runtime holds memory for the NUTS iterations one call of ``advance`` ran on
+several host devices until the call returns (20,000 runs: 5.1 GB in one call, 1.4 GB in
+six), so a large table's chains advance in calls of bounded rows x iterations; per-draw
+values of every run are computed in chunks of bounded draws x runs.
+"""
+
+import numpy as np
+import pytest
+from conftest import FAST
+
+import bayescale as bs
+from bayescale import _chunks, sampler
+from bayescale._chunks import advance_calls, row_chunks
+
+SMALL = {**FAST, "drift": False, "extend": 0, "seed": 3, "progress": False}
+
+
+def _runs(seed=0):
+    frame = bs.simulate_ladder(seed=seed)
+    return bs.read_runs(frame, params="params", tokens="tokens", loss="loss")
+
+
+def test_advance_calls_bound_rows_times_iterations():
+    # the default table sizes run in one call, as before; large ones in many
+    assert advance_calls(2000, rows=1024, parallel=True, progress=False) == 1
+    assert advance_calls(2000, rows=1024, parallel=True, progress=True) == 20
+    calls = advance_calls(2000, rows=131_072, parallel=True, progress=False)
+    assert calls == 80
+    assert 2000 / calls * 131_072 <= _chunks.ADVANCE_ROW_ITERATIONS
+    # vmapped chains (GPU) are not split: the measured growth is the host devices'
+    assert advance_calls(2000, rows=131_072, parallel=False, progress=False) == 1
+    # never more calls than iterations
+    assert advance_calls(3, rows=10**7, parallel=True, progress=False) == 3
+
+
+def test_chunked_advance_gives_the_same_draws(monkeypatch):
+    runs = _runs()
+    whole = bs.fit(runs, "chinchilla", **SMALL)
+    # as if the table were large: 1500 iterations of 32 padded rows in calls of 100
+    monkeypatch.setattr(_chunks, "ADVANCE_ROW_ITERATIONS", 32 * 100)
+    counts = []
+    real = sampler.advance_calls
+
+    def counting(*args, **kwargs):
+        counts.append(real(*args, **kwargs))
+        return counts[-1]
+
+    monkeypatch.setattr(sampler, "advance_calls", counting)
+    split = bs.fit(runs, "chinchilla", **SMALL)
+    assert counts == [15]
+    for name in whole.samples:
+        np.testing.assert_array_equal(whole.samples[name], split.samples[name])
+    np.testing.assert_array_equal(whole.stats["n_steps"], split.stats["n_steps"])
+
+
+@pytest.mark.parametrize("rows, draws", [(10, 4), (7, 1000), (1, 5), (0, 3)])
+def test_row_chunks_cover_the_rows_within_the_budget(rows, draws):
+    chunks = row_chunks(rows, draws=draws, values=12)
+    covered = np.concatenate([np.arange(rows)[c] for c in chunks]) if chunks else []
+    np.testing.assert_array_equal(covered, np.arange(rows))
+    # each chunk within the budget, or a single run when one run's draws exceed it
+    assert all((c.stop - c.start) * draws <= 12 or c.stop - c.start == 1 for c in chunks)
