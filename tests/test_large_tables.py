@@ -62,3 +62,25 @@ def test_row_chunks_cover_the_rows_within_the_budget(rows, draws):
     np.testing.assert_array_equal(covered, np.arange(rows))
     # each chunk within the budget, or a single run when one run's draws exceed it
     assert all((c.stop - c.start) * draws <= 12 or c.stop - c.start == 1 for c in chunks)
+
+
+def test_large_tables_adapt_an_unshrunk_metric(monkeypatch):
+    # Stan's 1e-3 shrinkage of the metric swamps a many-run posterior's covariance: tables
+    # padded beyond REGULARIZE_MAX_ROWS adapt without it, smaller ones as before
+    import importlib
+
+    fit_module = importlib.import_module("bayescale.fit")
+    seen = []
+    real = sampler.run_chains
+
+    def recording(*args, **kwargs):
+        seen.append((len(args[3]["mask"]), kwargs["regularize_mass_matrix"]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampler, "run_chains", recording)
+    runs = _runs()
+    bs.fit(runs, "chinchilla", **SMALL)
+    model = fit_module.build_model(fit_module.resolve_spec("chinchilla"), runs)
+    settings = dict(chains=2, draws=20, warmup=20, seed=0, device=None)
+    fit_module.sample(model, runs, size=fit_module.REGULARIZE_MAX_ROWS * 2, **settings)
+    assert seen == [(32, True), (2048, False)]
