@@ -51,7 +51,9 @@ def advance_calls(iterations: int, *, rows: int, parallel: bool, progress: bool)
     return max(1, min(calls, iterations))
 
 
-def row_chunks(rows: int, *, draws: int, values: int = CHUNK_VALUES) -> list[slice]:
-    """Slices of ``rows`` runs, each with at most ``values`` draws x runs (at least one run)."""
+def row_chunks(rows: int, *, draws: int, values: int | None = None) -> list[slice]:
+    """Slices of ``rows`` runs, each with at most ``values`` (default
+    :data:`CHUNK_VALUES`) draws x runs, and at least one run."""
+    values = CHUNK_VALUES if values is None else values
     size = max(1, values // max(draws, 1))
     return [slice(i, min(i + size, rows)) for i in range(0, rows, size)]

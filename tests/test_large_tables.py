@@ -84,3 +84,47 @@ def test_large_tables_adapt_an_unshrunk_metric(monkeypatch):
     settings = dict(chains=2, draws=20, warmup=20, seed=0, device=None)
     fit_module.sample(model, runs, size=fit_module.REGULARIZE_MAX_ROWS * 2, **settings)
     assert seen == [(32, True), (2048, False)]
+
+
+@pytest.fixture(scope="module")
+def ladder_fit():
+    return bs.fit(_runs(), "chinchilla", **SMALL)
+
+
+def test_model_check_in_chunks_equals_all_runs_at_once(ladder_fit, monkeypatch):
+    from bayescale import model_check
+
+    fit = ladder_fit
+    whole = model_check.check_fit(fit, warn=False)
+    # all runs at once, as the check computed them before
+    k_all, log_w = model_check._loo(fit.log_likelihood())
+    shapes = []
+    real_loo = model_check._loo
+
+    def recording(log_lik):
+        shapes.append(log_lik.shape)
+        return real_loo(log_lik)
+
+    # chunks of 3 runs: no array of the check holds more than 3 runs' draws
+    draws = fit.n_chains * fit.n_draws
+    monkeypatch.setattr(_chunks, "CHUNK_VALUES", 3 * draws)
+    monkeypatch.setattr(model_check, "_loo", recording)
+    k, pit = model_check._loo_pit(fit, fit.runs, {k: getattr(fit.runs, k) for k in fit.law.inputs})
+    split = model_check.check_fit(fit, warn=False)
+    assert len(shapes) == 2 * 10 and all(s == (fit.n_chains, fit.n_draws, 3) for s in shapes)
+    np.testing.assert_allclose(k, k_all, rtol=1e-12)
+    assert k.shape == (fit.runs.n_runs,) and np.all((pit > 0) & (pit < 1))
+    assert split.to_dict() == whole.to_dict()
+    assert float(np.max(np.abs(np.logaddexp.reduce(log_w, axis=0)))) < 1e-9
+
+
+def test_trend_permutations_in_blocks_equal_one_array(monkeypatch):
+    from bayescale.model_check import _trend_p
+
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(0, 5, 40))
+    score = 0.5 * (x - 2.5) ** 2 + 0.3 * rng.standard_normal(40)
+    whole = _trend_p(score, x, seed=1)
+    monkeypatch.setattr(_chunks, "CHUNK_VALUES", 40 * 7)  # blocks of 7 permutations
+    assert _trend_p(score, x, seed=1) == whole
+    assert 0 < whole < 0.05  # the bend is there
