@@ -127,6 +127,41 @@ def _loo(log_lik: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return k, lw
 
 
+def _loo_pit(fit, runs, values) -> tuple[np.ndarray, np.ndarray]:
+    """PSIS-LOO Pareto k and LOO-PIT of every run, computed in chunks of runs.
+
+    PSIS smooths each run's weights on its own, so chunks of runs give the same values
+    as all runs at once, with at most :data:`bayescale._chunks.CHUNK_VALUES` draws x runs
+    per array (100,000 runs x 4,000 draws would be 3.2 GB each).
+    """
+    from scipy import stats
+
+    from ._chunks import row_chunks
+    from .posterior import _log_density
+
+    model = fit.model
+    codes = runs.group if model.grouped else np.zeros(runs.n_runs, np.int32)
+    names = ["sigma"] + (["nu"] if "nu" in fit.samples else [])
+    flat_noise = {n: fit.flat(n) for n in names}
+    sweeps = model.sweep_codes(runs) if model.n_sweeps else None
+    log_y = np.log(runs.loss)
+    ks, pits = [], []
+    for c in row_chunks(runs.n_runs, draws=fit.n_chains * fit.n_draws):
+        log_mu = fit.log_loss_draws({k: v[c] for k, v in values.items()}, codes[c])
+        if sweeps is not None:
+            log_mu = log_mu + fit.flat("sweep_effect")[:, sweeps[c]]
+        noise = model.theta_for_rows(flat_noise, codes[c], names)
+        sigma = np.broadcast_to(noise["sigma"], log_mu.shape)
+        nu = np.broadcast_to(noise["nu"], log_mu.shape) if "nu" in noise else None
+        resid = (log_y[None, c] - log_mu) / sigma
+        cdf = stats.t.cdf(resid, nu) if nu is not None else stats.norm.cdf(resid)
+        log_lik = _log_density(log_y[None, c], log_mu, sigma, nu)
+        k, log_w = _loo(log_lik.reshape(fit.n_chains, fit.n_draws, -1))
+        ks.append(k)
+        pits.append(np.sum(np.exp(log_w) * cdf, axis=0))
+    return np.concatenate(ks), np.concatenate(pits)
+
+
 def _trend_p(score: np.ndarray, log_x: np.ndarray, seed: int, n_perm: int = 4000) -> float:
     """Permutation p-value of a smooth trend of scores in log compute (cubic R^2).
 
@@ -143,9 +178,17 @@ def _trend_p(score: np.ndarray, log_x: np.ndarray, seed: int, n_perm: int = 4000
         z = z - z.mean(axis=-1, keepdims=True)
         return np.sum((z @ q) ** 2, axis=-1) / np.maximum(np.sum(z**2, axis=-1), 1e-300)
 
+    from ._chunks import row_chunks
+
     rng = np.random.default_rng(seed)
-    shuffled = rng.permuted(np.broadcast_to(score, (n_perm, score.size)), axis=1)
-    return float((1 + np.sum(r2(shuffled) >= r2(score))) / (n_perm + 1))
+    observed, above = r2(score), 0
+    # permutations in blocks of bounded size (4000 x 100,000 runs would be 3.2 GB); the
+    # generator permutes row by row, so the blocks draw the same permutations as one array
+    for block in row_chunks(n_perm, draws=score.size):
+        shape = (block.stop - block.start, score.size)
+        shuffled = rng.permuted(np.broadcast_to(score, shape), axis=1)
+        above += int(np.sum(r2(shuffled) >= observed))
+    return float((1 + above) / (n_perm + 1))
 
 
 def check_fit(fit, warn: bool = True, p_min: float = PPC_P_MIN, seed: int = 0) -> ModelCheck:
@@ -170,24 +213,10 @@ def check_fit(fit, warn: bool = True, p_min: float = PPC_P_MIN, seed: int = 0) -
     informing = fit.loss_runs() if hasattr(fit, "loss_runs") else np.ones(runs.n_runs, bool)
     if not informing.all():  # runs left out of the loss likelihood (loss_mask) are not checked
         runs = runs.select(informing)
-    model = fit.model
     values = {k: runs.input(k) for k in fit.law.inputs}
-    codes = runs.group if model.grouped else np.zeros(runs.n_runs, np.int32)
-    log_mu = fit.log_loss_draws(values, codes)
-    if model.n_sweeps:
-        log_mu = log_mu + fit.flat("sweep_effect")[:, model.sweep_codes(runs)]
-    names = ["sigma"] + (["nu"] if "nu" in fit.samples else [])
-    noise = model.theta_for_rows({n: fit.flat(n) for n in names}, codes, names)
-    resid = (np.log(runs.loss)[None, :] - log_mu) / np.broadcast_to(noise["sigma"], log_mu.shape)
-    if "nu" in noise:
-        cdf = stats.t.cdf(resid, np.broadcast_to(noise["nu"], log_mu.shape))
-    else:
-        cdf = stats.norm.cdf(resid)
-
     # LOO-PIT: where each run falls in its leave-one-out predictive (PSIS weights), as a
     # normal score. Uniform/standard normal when the law describes the runs.
-    k, log_w = _loo(fit.log_likelihood())
-    pit = np.sum(np.exp(log_w) * cdf, axis=0)
+    k, pit = _loo_pit(fit, runs, values)
     score = stats.norm.ppf(np.clip(pit, 1e-6, 1 - 1e-6))
 
     # the frontier: runs at the largest compute (or the law's single input)

@@ -18,7 +18,9 @@ iterations ``i0 .. i1`` for every chain, writing draws into fixed buffers) and `
   ``advance`` compiles (245-point Student-t posterior, 2 cores: ~1.6 s and ~3 s of XLA);
   ``init`` and ``finish``, which run once per fit, compile without LLVM optimisation;
 * the progress bar is fed between calls of ``advance`` (20 calls per run instead of one),
-  not by a host callback inside the program, which could not be exported;
+  not by a host callback inside the program, which could not be exported; a large table's
+  chains on host devices advance in calls of bounded rows x iterations, since XLA holds
+  memory for the iterations of a call until it returns (:mod:`bayescale._chunks`);
 * :func:`run_many` runs the same programs over many datasets at once (replicates, arms, SBC);
 * a warm start (chains resuming where a previous run ended, with its metric) has an
   ``init`` of its own but runs the previous run's ``advance`` and ``finish``: it enters
@@ -55,10 +57,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ._chunks import advance_calls
+
 __all__ = ["run_chains", "run_many"]
 
-#: Calls of ``advance`` per run when a progress bar is shown (one call otherwise).
-PROGRESS_CALLS = 20
 
 _LOG = logging.getLogger(__name__)
 _PROGRAMS: dict[tuple, _Programs] = {}
@@ -73,6 +75,7 @@ class _Settings:
     dense_mass: bool
     target_accept: float
     max_tree_depth: int
+    regularize: bool = True  # Stan's shrinkage of the windows' covariance (see run_chains)
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,7 @@ def _init_kernel(init_kernel, s: _Settings, param_info, key, start=None, warmup_
         s.warmup,
         **metric,
         dense_mass=s.dense_mass,
+        regularize_mass_matrix=s.regularize,
         target_accept_prob=s.target_accept,
         # ``advance`` sets the warm-up depth per iteration (a traced value); the state
         # built here does not depend on it
@@ -852,6 +856,7 @@ def run_chains(
     progress=False,
     persist=True,
     start=None,
+    regularize_mass_matrix=True,
 ):
     """Run NUTS chains for one dataset.
 
@@ -864,6 +869,9 @@ def run_chains(
 
     ``rng_key`` is a JAX PRNG key or an integer seed. ``persist=False`` keeps the
     programs out of the on-disk store (custom laws: user code bayescale cannot digest).
+    ``regularize_mass_matrix=False`` uses each window's sample covariance as it is,
+    without Stan's shrinkage towards ``1e-3 * I``, which swamps the covariance of a
+    posterior narrower than ~0.03 per unconstrained unit (a table of many runs).
     """
     return _run(
         model,
@@ -877,6 +885,7 @@ def run_chains(
         persist=persist,
         start=start,
         sampler=(chains, warmup, draws, dense_mass, target_accept, max_tree_depth),
+        regularize=regularize_mass_matrix,
     )
 
 
@@ -938,6 +947,7 @@ def _run(
     persist,
     start,
     sampler,
+    regularize=True,
 ):
     """The programs for these sampler settings, run on ``keys`` and ``data``; numpy out.
 
@@ -956,6 +966,7 @@ def _run(
         bool(dense_mass),
         float(target_accept),
         int(max_tree_depth),
+        bool(regularize),
     )
     layout = _layout(chain_method, keys.shape[0], s.chains, _host_devices(chain_method))
     which = layout.which(s.chains)
@@ -973,7 +984,15 @@ def _run(
         leaves, buffers = starter(keys, start, which, np.int32(first), zero, data)
         bar = _Progress(warmup + s.draws, "NUTS") if progress else None
         try:
-            for i0, i1 in _bounds(first, total, PROGRESS_CALLS if bar else 1):
+            # calls of a bounded number of rows x iterations: XLA on host devices holds
+            # memory for the iterations a call ran until it returns (bayescale._chunks)
+            calls = advance_calls(
+                total - first,
+                rows=_rows(data, keys.shape[0]),
+                parallel=layout.method == "parallel",
+                progress=bar is not None,
+            )
+            for i0, i1 in _bounds(first, total, calls):
                 leaves, buffers = progs.advance(
                     leaves, buffers, which, np.int32(i0), np.int32(i1), data
                 )
@@ -996,6 +1015,14 @@ def _run(
         # the schedule these chains ran, so that a warm start from them reuses its programs
         end["schedule"] = np.full(np.shape(end["step_size"]), s.warmup, np.int64)
         return jax.tree.map(host, constrained), jax.tree.map(host, stats), end
+
+
+def _rows(data, n_sets: int) -> int:
+    """Rows of one dataset: its largest data array's size (batched data: per dataset)."""
+    import jax
+
+    sizes = [int(np.size(a)) for a in jax.tree.leaves(data)]
+    return max(sizes, default=1) // max(n_sets, 1)
 
 
 def _platform(device) -> str:
