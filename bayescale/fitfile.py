@@ -39,6 +39,8 @@ __all__ = ["CHECKSUM_ATTR", "FILE_FORMAT", "file_checksum", "load_fit", "write_f
 FILE_FORMAT = 2
 #: root attribute with the sha256 of the record and of every stored array
 CHECKSUM_ATTR = "bayescale_sha256"
+#: temporary files of the writes under way in this process
+PENDING: set[Path] = set()
 
 
 def file_checksum(path: str | Path) -> str:
@@ -90,6 +92,7 @@ def write_fit(fit: Fit, path: str | Path, overwrite: bool = False) -> Path:
     # os.replace keeps that, so fits came out readable by their owner alone whatever
     # the umask; h5netcdf creates this one as any new file (0666 minus the umask)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    PENDING.add(tmp)
     try:
         tree.to_netcdf(tmp, engine="h5netcdf")
         _sign(tmp)
@@ -97,9 +100,19 @@ def write_fit(fit: Fit, path: str | Path, overwrite: bool = False) -> Path:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
+        PENDING.discard(tmp)
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def remove_pending() -> None:
+    """Delete the temporary files of writes still under way (the command line's Ctrl-C)."""
+    for tmp in list(PENDING):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _sign(path: Path) -> None:
