@@ -41,7 +41,18 @@ import warnings
 
 import numpy as np
 
-from .laws import Law, Parameter, _exponent_prior, _floor_prior, _lae, _log, _term_prior, _xp
+from .laws import (
+    Law,
+    Parameter,
+    _chinchilla_from_reported,
+    _chinchilla_to_reported,
+    _exponent_prior,
+    _floor_prior,
+    _lae,
+    _log,
+    _term_prior,
+    _xp,
+)
 from .priors import Prior
 
 __all__ = ["BUILDERS", "muennighoff2023"]
@@ -106,27 +117,13 @@ def muennighoff2023() -> Law:
             t["log_D_term"] - t["beta"] * d_eff,
         )
 
-    def to_reported(t, ref):
-        return {
-            "E": t["E"],
-            "A": np.exp(t["log_N_term"] + t["alpha"] * ref["params"]),
-            "B": np.exp(t["log_D_term"] + t["beta"] * ref["tokens"]),
-            "alpha": t["alpha"],
-            "beta": t["beta"],
-            "R_D_star": t["R_D_star"],
-            "R_N_star": t["R_N_star"],
-        }
+    def to_reported(t, ref):  # Chinchilla's five on the paper's scale, R*_D and R*_N as sampled
+        stars = {"R_D_star": t["R_D_star"], "R_N_star": t["R_N_star"]}
+        return {**_chinchilla_to_reported(t, ref), **stars}
 
     def from_reported(r, ref):
-        return {
-            "E": r["E"],
-            "alpha": r["alpha"],
-            "beta": r["beta"],
-            "log_N_term": np.log(r["A"]) - r["alpha"] * ref["params"],
-            "log_D_term": np.log(r["B"]) - r["beta"] * ref["tokens"],
-            "R_D_star": r["R_D_star"],
-            "R_N_star": r["R_N_star"],
-        }
+        stars = {"R_D_star": r["R_D_star"], "R_N_star": r["R_N_star"]}
+        return {**_chinchilla_from_reported(r, ref), **stars}
 
     return Law(
         "muennighoff2023",

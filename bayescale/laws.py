@@ -240,6 +240,28 @@ def _log(v):
 # --------------------------------------------------------------------------- laws
 
 
+def _chinchilla_to_reported(t, ref):
+    """E, A, B, alpha, beta on the paper's scale from the sampled log-terms at ``ref``."""
+    return {
+        "E": t["E"],
+        "A": np.exp(t["log_N_term"] + t["alpha"] * ref["params"]),
+        "B": np.exp(t["log_D_term"] + t["beta"] * ref["tokens"]),
+        "alpha": t["alpha"],
+        "beta": t["beta"],
+    }
+
+
+def _chinchilla_from_reported(r, ref):
+    """The inverse of :func:`_chinchilla_to_reported`."""
+    return {
+        "E": r["E"],
+        "alpha": r["alpha"],
+        "beta": r["beta"],
+        "log_N_term": np.log(r["A"]) - r["alpha"] * ref["params"],
+        "log_D_term": np.log(r["B"]) - r["beta"] * ref["tokens"],
+    }
+
+
 def _chinchilla() -> Law:
     def log_loss(t, x):
         return _lae(
@@ -247,24 +269,6 @@ def _chinchilla() -> Law:
             t["log_N_term"] - t["alpha"] * x["params"],
             t["log_D_term"] - t["beta"] * x["tokens"],
         )
-
-    def to_reported(t, ref):
-        return {
-            "E": t["E"],
-            "A": np.exp(t["log_N_term"] + t["alpha"] * ref["params"]),
-            "B": np.exp(t["log_D_term"] + t["beta"] * ref["tokens"]),
-            "alpha": t["alpha"],
-            "beta": t["beta"],
-        }
-
-    def from_reported(r, ref):
-        return {
-            "E": r["E"],
-            "alpha": r["alpha"],
-            "beta": r["beta"],
-            "log_N_term": np.log(r["A"]) - r["alpha"] * ref["params"],
-            "log_D_term": np.log(r["B"]) - r["beta"] * ref["tokens"],
-        }
 
     return Law(
         "chinchilla",
@@ -279,8 +283,8 @@ def _chinchilla() -> Law:
             Parameter("log_D_term", "coefficient", _term_prior(), "log B/D_ref^beta"),
         ),
         log_loss,
-        to_reported,
-        from_reported,
+        _chinchilla_to_reported,
+        _chinchilla_from_reported,
         ("E", "A", "B", "alpha", "beta"),
         "L = E + A/N^alpha + B/D^beta",
         "Hoffmann et al. 2022, arXiv:2203.15556",
