@@ -508,27 +508,17 @@ def read_runs(
                 f"column {cols[role]!r} row {rows[i]}: value {float(vals[role][i])!r} {rule}"
             )
 
-    for role in INPUTS:
-        if role in vals:
-            v = vals[role]
-            if np.isnan(v).any():
-                i = int(np.argmax(np.isnan(v)))
-                raise RunsError(
-                    f"column {cols[role]!r} row {rows[i]}: value is missing "
-                    "(sizes, tokens and compute must be given for every run)"
-                )
-            fail(role, np.isinf(v), "is not finite (sizes, tokens and compute must be finite)")
-            fail(role, v <= 0, "is not positive (sizes, tokens and compute must be > 0)")
-    for role in named:
+    for role in [r for r in INPUTS if r in vals] + list(named):
+        what = "sizes, tokens and compute" if role in INPUTS else f"input {role}"
         v = vals[role]
         if np.isnan(v).any():
             i = int(np.argmax(np.isnan(v)))
             raise RunsError(
                 f"column {cols[role]!r} row {rows[i]}: value is missing "
-                f"(input {role} must be given for every run)"
+                f"({what} must be given for every run)"
             )
-        fail(role, np.isinf(v), f"is not finite (input {role} must be finite)")
-        fail(role, v <= 0, f"is not positive (input {role} must be > 0)")
+        fail(role, np.isinf(v), f"is not finite ({what} must be finite)")
+        fail(role, v <= 0, f"is not positive ({what} must be > 0)")
     fail(
         "loss",
         np.isinf(vals["loss"]),
