@@ -18,47 +18,64 @@ _prepare()  # before anything imports jax: host devices for parallel chains, flo
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what static tools (type checkers, the API docs) see
-    from .batch import fit_many
-    from .datasets import load_chinchilla, load_gadre2024, load_porian2024, load_xlstm
-    from .fit import fit
-    from .laws import Law, Parameter, custom_law, get_law, list_laws, register_law
+    from .data import (
+        Runs,
+        RunsError,
+        RunsWarning,
+        load_chinchilla,
+        load_gadre2024,
+        load_porian2024,
+        load_xlstm,
+        read_runs,
+    )
+    from .inference import fit, fit_many
+    from .laws import (
+        Law,
+        ModelSpec,
+        Parameter,
+        Prior,
+        custom_law,
+        get_law,
+        list_laws,
+        list_models,
+        load_model,
+        parse_prior,
+        register_law,
+        simulate_ladder,
+    )
     from .posterior import Diagnostics, Fit, FitWarning, Prediction, load_fit
-    from .priors import Prior, parse_prior
-    from .runs import Runs, RunsError, RunsWarning, read_runs
     from .settings import fast_mode, sampler_settings
-    from .simulate import simulate_ladder
-    from .specs import ModelSpec, list_models, load_model
 
 _EXPORTS = {
     "Diagnostics": "posterior",
     "Fit": "posterior",
     "FitWarning": "posterior",
     "Law": "laws",
-    "ModelSpec": "specs",
+    "ModelSpec": "laws",
     "Parameter": "laws",
     "Prediction": "posterior",
-    "Prior": "priors",
-    "Runs": "runs",
-    "RunsError": "runs",
-    "RunsWarning": "runs",
+    "Prior": "laws",
+    "Runs": "data",
+    "RunsError": "data",
+    "RunsWarning": "data",
     "custom_law": "laws",
     "fast_mode": "settings",
-    "fit": "fit",
-    "fit_many": "batch",
+    "fit": "inference",
+    "fit_many": "inference",
     "get_law": "laws",
     "list_laws": "laws",
-    "list_models": "specs",
-    "load_chinchilla": "datasets",
+    "list_models": "laws",
+    "load_chinchilla": "data",
     "load_fit": "posterior",
-    "load_gadre2024": "datasets",
-    "load_model": "specs",
-    "load_porian2024": "datasets",
-    "load_xlstm": "datasets",
-    "parse_prior": "priors",
-    "read_runs": "runs",
+    "load_gadre2024": "data",
+    "load_model": "laws",
+    "load_porian2024": "data",
+    "load_xlstm": "data",
+    "parse_prior": "laws",
+    "read_runs": "data",
     "register_law": "laws",
     "sampler_settings": "settings",
-    "simulate_ladder": "simulate",
+    "simulate_ladder": "laws",
 }
 
 __all__ = [
@@ -118,17 +135,81 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-class _Package(_types.ModuleType):
-    """The package module: ``bayescale.fit`` stays the function when its module is imported.
+#: modules of the flat layout before the layer subpackages, and where each now lives; the
+#: old paths import for one release, with a DeprecationWarning naming the new one
+MOVED = {
+    "backtest": "trust.backtesting",
+    "batch": "inference.batch",
+    "calibrate": "trust.calibration",
+    "constrained": "allocate.constrained",
+    "corpus": "trust.corpus",
+    "datasets": "data.datasets",
+    "demo": "cli.demo",
+    "drift": "model.drift",
+    "fit": "inference.fitting",
+    "fitfile": "posterior.fitfile",
+    "isoflop": "allocate.isoflop",
+    "model_check": "posterior.model_check",
+    "priors": "laws.priors",
+    "runs": "data.runs",
+    "sampler": "inference.sampler",
+    "simulate": "laws.simulate",
+    "specs": "laws.specs",
+    "tables": "posterior.tables",
+    "validate": "trust.validate",
+}
 
-    Importing the submodule ``bayescale.fit`` (``from bayescale.fit import ...``, or the
-    package itself lazily) binds the module to the package's attribute ``fit``; the public
-    name is the function of the same name.
+
+class _MovedModules:
+    """Import ``bayescale.<old>`` as the module it moved to, with a DeprecationWarning.
+
+    A meta-path finder: the old name maps to the same module object (no copy), so state
+    and monkeypatching are shared.
+    """
+
+    @staticmethod
+    def find_spec(fullname, path=None, target=None):
+        prefix, _, old = fullname.partition(".")
+        if prefix != __name__ or old not in MOVED:
+            return None
+        from importlib.machinery import ModuleSpec
+
+        return ModuleSpec(fullname, _MovedModules)
+
+    @staticmethod
+    def create_module(spec):
+        return None  # a placeholder module; exec_module swaps in the real one
+
+    @staticmethod
+    def exec_module(module) -> None:
+        import importlib
+        import os
+        import warnings
+
+        old = module.__name__.partition(".")[2]
+        new = f"{__name__}.{MOVED[old]}"
+        warnings.warn(
+            f"bayescale.{old} moved to {new}; import it from there (the old path goes in "
+            "the next release)",
+            DeprecationWarning,
+            skip_file_prefixes=(os.path.dirname(__file__), "<frozen importlib"),
+        )
+        _sys.modules[module.__name__] = importlib.import_module(new)
+
+
+_sys.meta_path.append(_MovedModules)
+
+
+class _Package(_types.ModuleType):
+    """The package module: a public name stays itself when a same-named module is imported.
+
+    Importing a submodule binds it to the package's attribute of its name; ``bayescale.fit``
+    is the function ``fit``, also when the old module path ``bayescale.fit`` is imported.
     """
 
     def __setattr__(self, name: str, value) -> None:
-        if name == "fit" and isinstance(value, _types.ModuleType):
-            value = value.fit
+        if name in _EXPORTS and isinstance(value, _types.ModuleType):
+            return  # the public name is loaded on first use by __getattr__
         super().__setattr__(name, value)
 
 

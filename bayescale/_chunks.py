@@ -3,7 +3,7 @@
 Two places grow with the number of runs times something long:
 
 * **NUTS on host devices.** XLA's CPU runtime, running one program on several host
-  devices at once (``shard_map``, the parallel chains of :mod:`bayescale.sampler`),
+  devices at once (``shard_map``, the parallel chains of :mod:`bayescale.inference.sampler`),
   holds memory for the loop iterations it has executed until the program returns: a
   fit of 20,000 runs whose 600 iterations ran in one call of ``advance`` peaked at
   5.1 GB, against 0.83 GB on one host device, and 16.4 GB at 100,000 runs. Calls of a

@@ -11,7 +11,7 @@ Environment variables (all optional):
 * ``BAYESCALE_HOST_DEVICES``: number of CPU devices for parallel chains (default 4).
 * ``BAYESCALE_CACHE_DIR``: persistent compilation cache directory
   (default ``~/.cache/bayescale/jax``; ``off`` disables it). Its ``bayescale-programs``
-  folder holds the exported NUTS programs (:mod:`bayescale.sampler`), so that a new
+  folder holds the exported NUTS programs (:mod:`bayescale.inference.sampler`), so that a new
   process neither traces nor compiles; deleting the folder is always safe.
 * ``BAYESCALE_X64``: ``0`` keeps JAX in 32-bit mode (not recommended).
 * ``BAYESCALE_GPU_GRAPHS``: ``0`` leaves XLA's GPU command buffers as they are. By
@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from functools import cache
 from pathlib import Path
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "configure",
     "device_name",
     "host_device_count",
+    "numpyro_version",
     "prepare",
     "select_device",
 ]
@@ -210,3 +212,17 @@ def device_name(device) -> str:
         'cpu'
     """
     return "cpu" if device.platform == "cpu" else f"{device.platform} ({device.device_kind})"
+
+
+@cache
+def numpyro_version() -> str:
+    """numpyro's version, from its installed metadata: importing numpyro costs ~0.6 s,
+    and a process that loads its programs from the store never needs it otherwise."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("numpyro")
+    except metadata.PackageNotFoundError:  # pragma: no cover - numpyro without metadata
+        import numpyro
+
+        return numpyro.__version__

@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["did_you_mean", "short_repr", "target_kwargs"]
+__all__ = ["FitWarning", "check_prob", "did_you_mean", "short_repr", "target_kwargs"]
 
 
 def did_you_mean(name: object, choices: Iterable[Any]) -> str:
@@ -69,3 +69,24 @@ def target_kwargs(values: dict) -> dict:
     if named:
         out["at"] = named
     return out
+
+
+class FitWarning(UserWarning):
+    """The sampler's diagnostics say the posterior may be unreliable."""
+
+
+def check_prob(prob: float) -> float:
+    """Validate an interval probability.
+
+    Example:
+        >>> check_prob(1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: The value of prob should be in the interval (0, 1) but got 1.5
+    """
+    if isinstance(prob, bool) or not isinstance(prob, int | float) or not 0 < prob < 1:
+        raise ValueError(f"The value of prob should be in the interval (0, 1) but got {prob}")
+    return float(prob)
+
+
+FitWarning.__module__ = "bayescale"  # the public name: bayescale.FitWarning

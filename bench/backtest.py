@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip the point-fit baseline")
     args = parser.parse_args(argv)
 
-    from bayescale.corpus import format_table, pooled, run_corpus
+    from bayescale.trust.corpus import format_table, pooled, run_corpus
 
     started = time.perf_counter()
     table = run_corpus(

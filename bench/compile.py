@@ -57,8 +57,8 @@ def measure(repeats: int) -> dict[str, dict]:
     import jax
 
     import bayescale as bs
-    from bayescale import sampler
-    from bayescale.fit import model_arguments, resolve_spec
+    from bayescale.inference import sampler
+    from bayescale.inference.fitting import model_arguments, resolve_spec
     from bayescale.model import build_model
 
     lowered = {}

@@ -76,8 +76,8 @@ def worker_floor(p: dict) -> dict:
     from jax import lax
     from jax.sharding import PartitionSpec as P
 
-    from bayescale import sampler
-    from bayescale.fit import model_arguments, resolve_spec
+    from bayescale.inference import sampler
+    from bayescale.inference.fitting import model_arguments, resolve_spec
     from bayescale.model import build_model
 
     model = build_model(resolve_spec(SPEC), runs)

@@ -52,7 +52,7 @@ def worker(p: dict) -> dict:
     import numpy as np
 
     import bayescale as bs
-    import bayescale.sampler as sampler
+    import bayescale.inference.sampler as sampler
 
     imported = time.perf_counter() - started
     sampling: list[float] = []

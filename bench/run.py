@@ -17,7 +17,7 @@ data-dependent ``E ~ Uniform(0, min loss)``) and the same centred log-inputs -- 
   each in a fresh process with an empty cache (both pay their one compile): bootstrap
   resamples of the Chinchilla points (4 x (500 + 500)), from scratch and warm-started from
   one fit of the full data (``warm_start=``, 200 warm-up iterations), and SBC-sized
-  simulated 30-run ladders (2 x (300 + 300), as ``bayescale.calibrate`` fits them).
+  simulated 30-run ladders (2 x (300 + 300), as ``bayescale.trust.calibration`` fits them).
 
 Every method runs in its own subprocess (imports and compilation included), saves its
 draws, and this script computes min bulk ESS and max R-hat over the five law parameters
@@ -362,7 +362,7 @@ def worker_batch(p: dict) -> dict:
         runs = bs.load_chinchilla()
         datasets = [runs.select(rng.integers(0, runs.n_runs, runs.n_runs)) for _ in range(p["n"])]
         spec = SPEC
-    else:  # SBC-sized: simulated 30-run ladders, as bayescale.calibrate fits them
+    else:  # SBC-sized: simulated 30-run ladders, as bayescale.trust.calibration fits them
         datasets = [
             bs.read_runs(bs.simulate_ladder(seed=s), params="params", tokens="tokens", loss="loss")
             for s in range(p["n"])
@@ -425,7 +425,7 @@ def _posterior_spec(path: Path) -> dict:
     import numpy as np
 
     import bayescale as bs
-    from bayescale.fit import resolve_spec
+    from bayescale.inference.fitting import resolve_spec
     from bayescale.model import build_model
 
     runs = bs.load_chinchilla()
@@ -528,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     # SBC / bootstrap-style batches use shorter chains; 4 x (500 + 500) keeps each of the
     # eight 64-fit runs under a minute on 2 cores
     batch_settings = {"chains": 4, "draws": args.draws // 2, "warmup": args.warmup // 2}
-    # simulation-based calibration: 30-run ladders, 2 x (300 + 300) as bayescale.calibrate
+    # simulation-based calibration: 30-run ladders, 2 x (300 + 300) as bayescale.trust.calibration
     sbc_settings = {"chains": 2, "draws": 300, "warmup": 300}
     report: dict = {
         "machine": _machine(),

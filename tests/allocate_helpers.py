@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 
 import bayescale as bs
+from bayescale.laws.specs import ModelSpec
 from bayescale.model import build_model
 from bayescale.posterior import Fit
-from bayescale.specs import ModelSpec
 
 KAPLAN_ND = {"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.095}
 

@@ -127,7 +127,7 @@ def assert_chains_agree(fit, label=(), p=1e-4):
     """
     from scipy.stats import chi2
 
-    from bayescale._mcmc_stats import ess_bulk, ess_tail, rhat
+    from bayescale.posterior._mcmc_stats import ess_bulk, ess_tail, rhat
 
     assert fit.diagnostics.divergences == 0, (*label, fit.diagnostics.verdict())
     for name, x in fit.samples.items():

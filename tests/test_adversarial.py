@@ -40,9 +40,9 @@ from hypothesis import strategies as st
 from test_hardening import TINY, _check_outcome, _run_cli, csv_texts
 
 import bayescale as bs
-from bayescale.priors import FAMILIES, Prior, parse_prior
-from bayescale.runs import RunsError, RunsWarning
-from bayescale.specs import load_model
+from bayescale.data.runs import RunsError, RunsWarning
+from bayescale.laws.priors import FAMILIES, Prior, parse_prior
+from bayescale.laws.specs import load_model
 
 FULL = os.environ.get("BAYESCALE_ADVERSARIAL_FULL") == "1"
 #: Seeded (derandomized) sweeps: the same examples on every run.

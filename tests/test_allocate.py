@@ -19,7 +19,7 @@ from bayescale.allocate import (
     scaling_exponents,
 )
 from bayescale.cli import main
-from bayescale.simulate import HOFFMANN_2022
+from bayescale.laws.simulate import HOFFMANN_2022
 
 
 @pytest.fixture(scope="module")
@@ -367,7 +367,7 @@ def test_plots_return_axes_with_the_frontier(chin):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bayescale._plots_allocate import (
+    from bayescale.plots.allocate import (
         plot_isoloss,
         plot_optimal_params,
         plot_overtraining,

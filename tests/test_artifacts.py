@@ -17,7 +17,7 @@ import xarray as xr
 
 import bayescale as bs
 from bayescale.cli import main
-from bayescale.fitfile import CHECKSUM_ATTR, file_checksum
+from bayescale.posterior.fitfile import CHECKSUM_ATTR, file_checksum
 
 #: Tiny settings shared with test_hardening.py: one compiled program for both files.
 TINY = {"chains": 2, "draws": 50, "warmup": 50}
@@ -337,7 +337,7 @@ def test_format_1_files_still_load(saved):
 
 
 def test_log_likelihood_is_stored_only_when_small(tiny_fit, tmp_path, monkeypatch):
-    import bayescale.posterior as posterior
+    import bayescale.posterior.core as posterior
 
     small = tiny_fit.to_datatree()
     expected = tiny_fit.log_likelihood()

@@ -1,4 +1,4 @@
-"""bayescale.backtest and `bayescale backtest`: splits, scores, errors, JSON and figure."""
+"""bayescale.trust.backtesting and `bayescale backtest`: splits, scores, errors, JSON and figure."""
 
 import json
 
@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.backtest import Backtest, backtest
 from bayescale.cli import main
 from bayescale.laws import get_law
-from bayescale.simulate import HOFFMANN_2022
+from bayescale.laws.simulate import HOFFMANN_2022
+from bayescale.trust.backtesting import Backtest, backtest
 
 COLS = {"params": "params", "tokens": "tokens", "loss": "loss"}
 QUICK = {"chains": 4, "draws": 500, "warmup": 500, "bootstrap": 30}

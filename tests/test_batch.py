@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_chains_agree, assert_same_posterior
 
 import bayescale as bs
-from bayescale.simulate import HOFFMANN_2022
+from bayescale.laws.simulate import HOFFMANN_2022
 
 COLUMNS = {"params": "params", "tokens": "tokens", "loss": "loss"}
 # 1000 draws per chain: every one of the fits must pass R-hat <= 1.01, whose own Monte
@@ -156,7 +156,7 @@ def test_fit_many_warns_once_for_fits_that_are_not_ok(ladders, monkeypatch):
         }
         return samples, stats, end
 
-    monkeypatch.setattr("bayescale.sampler.run_many", disagreeing_chains)
+    monkeypatch.setattr("bayescale.inference.sampler.run_many", disagreeing_chains)
     with pytest.warns(
         bs.FitWarning, match=r"not ok for 2 of 3 datasets \(0, 2\); first: "
     ) as record:
@@ -309,7 +309,7 @@ def test_fit_many_defaults_to_fits_target_accept(ladders, monkeypatch):
         seen.append(target_accept)
         raise RuntimeError("stop after the settings")
 
-    monkeypatch.setattr("bayescale.sampler.run_many", recording)
+    monkeypatch.setattr("bayescale.inference.sampler.run_many", recording)
     arms = [d.assign(arm=np.where(np.arange(len(d)) % 2, "a", "b")) for d in ladders[:2]]
     for datasets, kwargs in (
         (ladders[:2], {}),
@@ -317,4 +317,7 @@ def test_fit_many_defaults_to_fits_target_accept(ladders, monkeypatch):
     ):
         with pytest.raises(RuntimeError, match="stop after the settings"):
             bs.fit_many(datasets, "chinchilla", **kwargs, **COLUMNS)
-    assert seen == [0.95, 0.97]  # fit()'s defaults (bayescale.fit.default_target_accept)
+    assert seen == [
+        0.95,
+        0.97,
+    ]  # fit()'s defaults (bayescale.inference.fitting.default_target_accept)

@@ -10,7 +10,10 @@ import pytest
 from scipy import stats
 
 import bayescale as bs
-from bayescale.calibrate import (
+from bayescale.cli import main
+from bayescale.laws.simulate import HOFFMANN_2022
+from bayescale.posterior.model_check import ModelCheckWarning
+from bayescale.trust.calibration import (
     CALIBRATION_NOISE,
     Calibration,
     binomial_band,
@@ -19,8 +22,6 @@ from bayescale.calibrate import (
     plot_ranks,
     simulate_design,
 )
-from bayescale.cli import main
-from bayescale.model_check import ModelCheckWarning
 
 #: 40 replicates per law fit the test budget; the 99% binomial band for 95% intervals is
 #: then [0.85, 1], for 80% [0.625, 0.95] and for 50% [0.3, 0.7].
@@ -35,7 +36,7 @@ def test_calibration_priors_are_fixed_and_realistic():
     priors = calibration_priors("chinchilla")
     # E's default prior is resolved once against Hoffmann's law on the reference ladder
     loss = bs.get_law("chinchilla").loss(
-        bs.simulate.HOFFMANN_2022,
+        HOFFMANN_2022,
         params=np.repeat(np.geomspace(3e7, 1e9, 5), 4),
         tokens=np.repeat(np.geomspace(3e7, 1e9, 5), 4) * np.tile([10, 20, 40, 80], 5),
     )

@@ -10,7 +10,7 @@ Gadre et al.'s 5 fit runs the 1.4B M=640 run inside its 50% interval with a 95% 
 
 import pytest
 
-from bayescale.corpus import CI_STUDIES, format_table, pooled, run_corpus, studies
+from bayescale.trust.corpus import CI_STUDIES, format_table, pooled, run_corpus, studies
 
 
 def test_every_study_has_a_unique_name_and_the_ci_subset_exists(shared_data):

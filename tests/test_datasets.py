@@ -1,4 +1,4 @@
-"""Tests for bayescale.datasets on the real public files (skipped only when they are absent)."""
+"""Tests for bayescale.data.datasets on the real public files (skipped only when they are absent)."""
 
 import re
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale.datasets import (
+from bayescale.data.datasets import (
     data_dir,
     flag_diverged,
     gadre2024_table,
@@ -17,7 +17,7 @@ from bayescale.datasets import (
     load_porian2024_exponents,
     load_xlstm,
 )
-from bayescale.runs import RunsError, RunsWarning
+from bayescale.data.runs import RunsError, RunsWarning
 
 XLSTM_MISSING = (
     r"^dropped 5 rows with missing 'val_dclm_loss_final' \(rows 20, 35, 64, 65, 90\): "

@@ -20,11 +20,11 @@ from scipy.optimize import brentq
 
 import bayescale as bs
 from bayescale import decide
-from bayescale._arms import resolve_arms
-from bayescale._psis import gpd_fit, psis, tail_length
 from bayescale.allocate import compute_optimal
 from bayescale.cli import main
 from bayescale.decide import Comparison, DecisionWarning
+from bayescale.decide._arms import resolve_arms
+from bayescale.decide._psis import gpd_fit, psis, tail_length
 
 # the gate has its own test; elsewhere a borderline R-hat on a small test fit must not fail
 pytestmark = pytest.mark.filterwarnings("ignore::bayescale.decide.DecisionWarning")
@@ -604,7 +604,7 @@ def test_bad_api_input(arms_fit):
 def test_decision_plots_return_axes(arms_fit):
     import matplotlib.pyplot as plt
 
-    from bayescale._plots_decide import plot_crossover, plot_frontiers, plot_p_best
+    from bayescale.plots.decide import plot_crossover, plot_frontiers, plot_p_best
 
     fig, axes = plt.subplots(1, 3)
     try:

@@ -1,4 +1,4 @@
-"""The model's own log-density pieces (``bayescale._density``) compute what numpyro's do.
+"""The model's own log-density pieces (``bayescale.model._density``) compute what numpyro's do.
 
 They exist to be cheaper for XLA to compile (see the module); these tests hold them to
 the values and gradients of the expressions they replace, and the whole potential to
@@ -12,8 +12,8 @@ import pytest
 from scipy import special, stats
 from test_potential import _at_points, _cases
 
-from bayescale import _density
-from bayescale._density import (
+from bayescale.model import _density
+from bayescale.model._density import (
     log_gamma_half_ratio,
     student_t,
     student_t_df_terms,

@@ -67,7 +67,7 @@ def test_laws_page_follows_the_registry():
         assert f"## `{name}`" in text and "L = E + A N^-a" in text
         assert "| `a` | coefficient | `Uniform(low=0, high=1)` |" in text
     finally:
-        from bayescale import laws
+        from bayescale.laws import core as laws
 
         laws._CUSTOM.pop(name)
     assert f"## `{name}`" not in pages.laws_markdown()

@@ -17,9 +17,9 @@ from conftest import FAST
 
 import bayescale as bs
 from bayescale.cli import main
-from bayescale.fit import model_arguments
+from bayescale.inference.fitting import model_arguments
+from bayescale.laws.simulate import HOFFMANN_2022
 from bayescale.model import build_model
-from bayescale.simulate import HOFFMANN_2022
 
 pytestmark = pytest.mark.slow
 

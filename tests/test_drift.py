@@ -11,9 +11,9 @@ import pytest
 
 import bayescale as bs
 from bayescale.decide import compare
-from bayescale.drift import DRIFT_PRIOR, MAX_FOLD_RUNS, calibrate_drift, drift_draws, thin
 from bayescale.laws import get_law
-from bayescale.simulate import HOFFMANN_2022
+from bayescale.laws.simulate import HOFFMANN_2022
+from bayescale.model.drift import DRIFT_PRIOR, MAX_FOLD_RUNS, calibrate_drift, drift_draws, thin
 
 LAW = get_law("chinchilla")
 

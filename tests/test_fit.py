@@ -8,7 +8,7 @@ import pytest
 from conftest import FAST, saturating_power_case
 
 import bayescale as bs
-from bayescale.simulate import HOFFMANN_2022
+from bayescale.laws.simulate import HOFFMANN_2022
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import bayescale as bs
 from bayescale.cli import main
-from bayescale.runs import RunsError, RunsWarning
+from bayescale.data.runs import RunsError, RunsWarning
 
 #: Deterministic and modest: the same examples on every run, a few seconds each.
 FAST = settings(derandomize=True, max_examples=120, deadline=None, database=None)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale._holdout import level_order, parse_holdout, rolling_folds, rule_mask
+from bayescale.trust._holdout import level_order, parse_holdout, rolling_folds, rule_mask
 
 
 @pytest.mark.parametrize(

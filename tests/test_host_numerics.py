@@ -18,7 +18,7 @@ import pytest
 from scipy import stats
 
 import bayescale as bs
-from bayescale.posterior import _log_density
+from bayescale.posterior.core import _log_density
 
 LAWS = [("chinchilla", {}), ("kaplan_nd", {}), ("kaplan_c", {}), ("bnsl", {"k": 2})]
 

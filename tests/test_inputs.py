@@ -10,8 +10,8 @@ import pytest
 import bayescale as bs
 from bayescale import load_fit
 from bayescale.cli import main
+from bayescale.data.runs import RunsError, RunsWarning, read_runs
 from bayescale.laws import get_law
-from bayescale.runs import RunsError, RunsWarning, read_runs
 
 #: Muennighoff et al. 2023's fitted law (their Table/eq. 10 values)
 TRUTH = {

@@ -8,8 +8,7 @@ import pytest
 from allocate_helpers import isoflop_runs, synthetic_fit, true_optimum
 
 import bayescale as bs
-from bayescale.datasets import load_porian2024_exponents
-from bayescale.isoflop import (
+from bayescale.allocate.isoflop import (
     exponent_table,
     isoflop_table,
     near_optimum,
@@ -18,7 +17,8 @@ from bayescale.isoflop import (
     sweep_residuals,
     without_sweep,
 )
-from bayescale.simulate import HOFFMANN_2022
+from bayescale.data.datasets import load_porian2024_exponents
+from bayescale.laws.simulate import HOFFMANN_2022
 
 A_TRUE = HOFFMANN_2022["beta"] / (HOFFMANN_2022["alpha"] + HOFFMANN_2022["beta"])
 BUDGETS = np.geomspace(1e18, 1e21, 8)

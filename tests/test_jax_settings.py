@@ -149,7 +149,7 @@ def test_importing_bayescale_imports_no_jax_but_jax_then_runs_in_float64():
 
 def test_bs_fit_is_the_function_whichever_import_comes_first():
     code = (
-        "import bayescale as bs; from bayescale.fit import fit; import bayescale.cli; "
+        "import bayescale as bs; from bayescale.inference.fitting import fit; import bayescale.cli; "
         "print(bs.fit is fit, bs.read_runs.__module__)"
     )
-    assert _run_python(code) == "True bayescale.runs"
+    assert _run_python(code) == "True bayescale.data.runs"

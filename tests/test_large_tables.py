@@ -11,8 +11,9 @@ import pytest
 from conftest import FAST
 
 import bayescale as bs
-from bayescale import _chunks, sampler
+from bayescale import _chunks
 from bayescale._chunks import advance_calls, row_chunks
+from bayescale.inference import sampler
 
 SMALL = {**FAST, "drift": False, "extend": 0, "seed": 3, "progress": False}
 
@@ -69,7 +70,7 @@ def test_large_tables_adapt_an_unshrunk_metric(monkeypatch):
     # padded beyond REGULARIZE_MAX_ROWS adapt without it, smaller ones as before
     import importlib
 
-    fit_module = importlib.import_module("bayescale.fit")
+    fit_module = importlib.import_module("bayescale.inference.fitting")
     seen = []
     real = sampler.run_chains
 
@@ -92,7 +93,7 @@ def ladder_fit():
 
 
 def test_model_check_in_chunks_equals_all_runs_at_once(ladder_fit, monkeypatch):
-    from bayescale import model_check
+    from bayescale.posterior import model_check
 
     fit = ladder_fit
     whole = model_check.check_fit(fit, warn=False)
@@ -119,7 +120,7 @@ def test_model_check_in_chunks_equals_all_runs_at_once(ladder_fit, monkeypatch):
 
 
 def test_trend_permutations_in_blocks_equal_one_array(monkeypatch):
-    from bayescale.model_check import _trend_p
+    from bayescale.posterior.model_check import _trend_p
 
     rng = np.random.default_rng(0)
     x = np.sort(rng.uniform(0, 5, 40))

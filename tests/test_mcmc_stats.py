@@ -4,7 +4,7 @@ import arviz as az
 import numpy as np
 import pytest
 
-from bayescale._mcmc_stats import ess_bulk, ess_tail, mcse_mean, rhat
+from bayescale.posterior._mcmc_stats import ess_bulk, ess_tail, mcse_mean, rhat
 
 
 def _ar(rng, shape, rho):

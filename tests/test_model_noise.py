@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bayescale as bs
-from bayescale.fit import resolve_spec
+from bayescale.inference.fitting import resolve_spec
 from bayescale.model import NOISE_PRIORS, build_model
 
 

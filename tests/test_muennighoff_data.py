@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
+from bayescale.data.runs import RunsWarning
 from bayescale.laws import get_law
-from bayescale.runs import RunsWarning
 
 SAMPLER = {"chains": 4, "draws": 500, "warmup": 500, "seed": 0, "progress": False}
 

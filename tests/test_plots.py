@@ -15,10 +15,10 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
 import bayescale.plots as bsp
-from bayescale._plot_style import PALETTE, format_count, format_flops
-from bayescale._plots_fit import run_targets
-from bayescale._plots_posterior import prior_density, prior_frozen, prior_sites
-from bayescale.priors import parse_prior
+from bayescale.laws.priors import parse_prior
+from bayescale.plots.fit import run_targets
+from bayescale.plots.posterior import prior_density, prior_frozen, prior_sites
+from bayescale.plots.style import PALETTE, format_count, format_flops
 
 
 @pytest.fixture(autouse=True)
@@ -186,7 +186,7 @@ def test_prior_density_is_numpyros_and_matches_scipy(text):
 
 
 def test_prior_density_compiles_once_per_prior_structure(monkeypatch):
-    from bayescale import _plots_posterior
+    from bayescale.plots import posterior as _plots_posterior
 
     monkeypatch.setattr(_plots_posterior, "_DENSITIES", {})
     grid = np.linspace(-5.0, 5.0, 101)

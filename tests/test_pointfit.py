@@ -3,9 +3,9 @@
 import numpy as np
 
 import bayescale as bs
-from bayescale._pointfit import point_fit
 from bayescale.laws import get_law
-from bayescale.simulate import HOFFMANN_2022
+from bayescale.laws.simulate import HOFFMANN_2022
+from bayescale.trust._pointfit import point_fit
 
 
 def test_point_fit_recovers_the_law_and_its_bootstrap_covers_the_truth():

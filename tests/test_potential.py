@@ -13,10 +13,10 @@ from conftest import two_arm_runs
 from jax.flatten_util import ravel_pytree
 
 import bayescale as bs
-from bayescale import sampler
-from bayescale.fit import model_arguments, resolve_spec
+from bayescale.inference import sampler
+from bayescale.inference.fitting import model_arguments, resolve_spec
+from bayescale.laws.priors import Prior
 from bayescale.model import build_model
-from bayescale.priors import Prior
 
 COLS = {"params": "params", "tokens": "tokens", "loss": "loss"}
 

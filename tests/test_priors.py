@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from bayescale.priors import FAMILIES, Prior, parse_prior
+from bayescale.laws.priors import FAMILIES, Prior, parse_prior
 
 
 @pytest.mark.parametrize(

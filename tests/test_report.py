@@ -16,7 +16,7 @@ from conftest import TWO_ARMS
 
 from bayescale.cli import main
 from bayescale.posterior import Fit
-from bayescale.tables import (
+from bayescale.posterior.tables import (
     compare_table,
     format_estimate,
     latex_escape,

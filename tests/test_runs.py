@@ -1,4 +1,4 @@
-"""Tests for bayescale.runs: every bad input gives one exact line naming column, row and rule."""
+"""Tests for bayescale.data.runs: every bad input gives one exact line naming column, row and rule."""
 
 import re
 import warnings
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bayescale.runs import Runs, RunsError, RunsWarning, read_runs
+from bayescale.data.runs import Runs, RunsError, RunsWarning, read_runs
 
 
 def table(**overrides):

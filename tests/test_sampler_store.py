@@ -11,7 +11,7 @@ import pytest
 from conftest import FAST, assert_same_posterior, saturating_power_case
 
 import bayescale as bs
-from bayescale import sampler
+from bayescale.inference import sampler
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy import stats
 
-from bayescale._scores import crps, interval_score, intervals, pit
+from bayescale.trust._scores import crps, interval_score, intervals, pit
 
 
 def test_crps_of_normal_draws_matches_the_closed_form():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import bayescale as bs
-from bayescale.specs import list_models, load_model, models_dir
+from bayescale.laws.specs import list_models, load_model, models_dir
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIRED = {
@@ -88,7 +88,7 @@ def test_code_in_a_spec_is_never_evaluated(tmp_path):
 
 
 def test_prior_overrides_reach_the_model_and_typos_list_valid_names():
-    from bayescale.fit import resolve_spec
+    from bayescale.inference.fitting import resolve_spec
     from bayescale.model import build_model
 
     runs = bs.read_runs(bs.simulate_ladder(seed=0), params="params", tokens="tokens", loss="loss")
@@ -133,7 +133,7 @@ def test_specs_ship_inside_the_built_wheel(tmp_path):
     for name in REQUIRED:
         assert f"bayescale/models/{name}.toml" in names
     code = (
-        "import bayescale.specs as s; spec = s.load_model('gadre2024_overtrained'); "
+        "import bayescale.laws.specs as s; spec = s.load_model('gadre2024_overtrained'); "
         "print(spec.path); print(s.models_dir())"
     )
     out = subprocess.run(

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.simulate import HOFFMANN_2022
-from bayescale.validate import compare_structured, leave_one_group_out, without_sweep
+from bayescale.laws.simulate import HOFFMANN_2022
+from bayescale.trust.validate import compare_structured, leave_one_group_out, without_sweep
 
 TAU_SWEEP = 0.03
 RUN_NOISE = 0.004

@@ -5,7 +5,7 @@ import pytest
 from conftest import FAST, assert_same_posterior
 
 import bayescale as bs
-from bayescale import sampler
+from bayescale.inference import sampler
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import pytest
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import ParamInfo
 
-from bayescale import sampler
+from bayescale.inference import sampler
 
 
 def _steps_per_iteration(first_window: int, capped: int, later: int, draws_depth: int):

@@ -54,7 +54,7 @@ def _cell(text: object) -> str:
 
 
 def _builder_options(name: str) -> list[tuple[str, object]]:
-    from bayescale import laws
+    from bayescale.laws import core as laws
 
     builder = laws._BUILDERS.get(name)
     if builder is None:
@@ -67,7 +67,7 @@ def _builder_options(name: str) -> list[tuple[str, object]]:
 
 
 def _prior_text(parameter, summary) -> str:
-    from bayescale.priors import Prior
+    from bayescale.laws.priors import Prior
 
     if isinstance(parameter.prior, Prior):
         return f"`{parameter.prior!r}`"
@@ -147,7 +147,7 @@ def laws_markdown() -> str:
 
 def cli_parser() -> argparse.ArgumentParser:
     """The ``bayescale`` parser with every subcommand registered."""
-    from bayescale import cli
+    from bayescale.cli import app as cli
 
     cli._load_extra_commands()
     return cli.build_parser()
@@ -187,7 +187,7 @@ def _option_row(action: argparse.Action) -> str:
 
 
 def cli_markdown() -> str:
-    """The CLI reference body, from ``bayescale.cli.build_parser()``."""
+    """The CLI reference body, from ``bayescale.cli.app.build_parser()``."""
     parser = cli_parser()
     action, helps = _subparsers(parser)
     out = ["| command | what it does |", "|---|---|"]

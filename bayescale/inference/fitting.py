@@ -1,0 +1,558 @@
+"""Fit a scaling law by NUTS: ``fit(runs, law) -> Fit``.
+
+Example:
+    >>> import bayescale as bs
+    >>> runs = bs.simulate_ladder("chinchilla", seed=1)            # doctest: +SKIP
+    >>> result = bs.fit(runs, "chinchilla", draws=500, warmup=500)  # doctest: +SKIP
+    >>> result.summary()                                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._jax import configure, device_name, select_device
+from ..data.runs import Runs, read_runs
+from ..laws.core import Law, get_law, list_laws
+from ..laws.priors import Prior
+from ..laws.specs import ModelSpec, load_model
+from ..model.drift import MAX_FOLD_RUNS
+from ..model.scaling import ScalingModel, build_model, pad_size
+from ..posterior.core import Fit
+
+__all__ = ["fit", "resolve_spec", "sample"]
+
+#: warm-up of a continued chain (``extend``): its metric is kept, its step size re-adapted
+CONTINUE_WARMUP = 200
+#: target acceptance of the one re-run of a fit that diverged at the default
+RETRY_ACCEPT = 0.99
+#: tables padded beyond this many rows adapt their dense metric from the windows' sample
+#: covariance as it is: Stan's shrinkage (``1e-3 * 5 / (n + 5)`` added to its diagonal)
+#: exceeds the posterior variance of their exponents (~1e-6 at 20,000 runs), and the
+#: metric it left made NUTS take 35-40 leapfrog steps per draw at 10,000 runs against 9
+#: without it (step size 0.08 against 0.45); smaller tables keep it, as before
+REGULARIZE_MAX_ROWS = 1024
+
+
+def resolve_spec(law: str | Law | ModelSpec | Path) -> ModelSpec:
+    """A :class:`ModelSpec` from a law name, a spec name or path, a Law or a spec.
+
+    Law names (``chinchilla``) give the law with default priors and the robust
+    likelihood; spec names (``chinchilla_besiroglu2024``) and ``.toml`` paths load
+    ``models/`` files.
+    """
+    if isinstance(law, ModelSpec):
+        return law
+    if isinstance(law, Law):
+        return ModelSpec(name=law.name, law=law)
+    name = str(law)
+    if name in list_laws():
+        return ModelSpec(name=name, law=get_law(name))
+    try:
+        return load_model(law)
+    except ValueError as exc:
+        if str(name).endswith(".toml"):
+            raise
+        from .._util import did_you_mean
+        from ..laws.specs import list_models
+
+        extra = did_you_mean(name, list_laws() + list_models())
+        raise ValueError(
+            f"unknown law or model spec {name!r}{extra} Laws: {', '.join(list_laws())}; "
+            f"specs: {', '.join(list_models())}"
+        ) from exc
+
+
+def _progress_default(progress: bool | None) -> bool:
+    if progress is not None:
+        return progress
+    return not (os.environ.get("CI") or os.environ.get("BAYESCALE_NO_PROGRESS"))
+
+
+def fit(
+    data: Runs | pd.DataFrame | str | Path,
+    law: str | Law | ModelSpec = "chinchilla",
+    *,
+    params: str | None = None,
+    tokens: str | None = None,
+    compute: str | None = None,
+    loss: str | None = None,
+    group: str | None = None,
+    downstream: str | None = None,
+    sweep: str | None = None,
+    inputs: Mapping[str, str] | None = None,
+    priors: Mapping[str, Prior | str | Mapping] | None = None,
+    likelihood: str | None = None,
+    pooling: str | None = None,
+    chains: int = 4,
+    draws: int = 1000,
+    warmup: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool | None = None,
+    target_accept: float | None = None,
+    dense_mass: bool = True,
+    flops_per_token: float = 6.0,
+    command: str | None = None,
+    discrepancy: bool = False,
+    loss_mask: np.ndarray | None = None,
+    warm_start: Fit | None = None,
+    drift: bool = True,
+    extend: int = 3,
+) -> Fit:
+    """Fit a scaling law to runs and return the posterior as a :class:`Fit`.
+
+    Args:
+        data: a :class:`~bayescale.data.runs.Runs`, a DataFrame or a CSV path.
+        law: law name (``chinchilla``), spec name (``chinchilla_besiroglu2024``), a
+            ``.toml`` path, a :class:`~bayescale.laws.Law` or a
+            :class:`~bayescale.laws.specs.ModelSpec`.
+        params, tokens, compute, loss, group, downstream, sweep: column names, when
+            ``data`` is a table (ignored for :class:`Runs`).
+        inputs: named inputs beyond params/tokens/compute, ``{name: column}`` (e.g.
+            ``{"U": "unique_tokens"}`` for ``muennighoff2023``), when ``data`` is a table.
+        priors: overrides by site name, e.g. ``{"alpha": "Uniform(low=0, high=1)"}``.
+        likelihood: ``student_t`` (default) or ``normal``.
+        pooling: ``none`` / ``shared`` / ``partial`` across groups.
+        chains, draws, warmup: NUTS settings (per chain); ``warmup`` defaults to 1000, or
+            to 200 with ``warm_start``.
+        seed: PRNG seed; the same seed gives the same draws on the same machine.
+        device: ``cpu``, ``gpu`` or ``auto`` (GPU when JAX sees one).
+        progress: progress bar (default on, off when ``CI`` or ``BAYESCALE_NO_PROGRESS`` is set).
+        target_accept: NUTS target acceptance probability (default 0.95: scaling-law
+            posteriors of small ladders have long E-A-B tails that 0.8-0.9 step sizes
+            cross with divergences; 0.97 for partial pooling, whose non-centred
+            hierarchy forms a ridge when arms share an exponent).
+        dense_mass: adapt a dense mass matrix (recommended: coefficients and
+            exponents are correlated).
+        command: the command line that made the fit (recorded in the file); default: a
+            description of this Python call.
+        discrepancy: widen predictions beyond the data by ``kappa * max(0, log C -
+            log C_max)`` on log loss, ``kappa ~ HalfNormal(0.01)`` (prior only: no run
+            inside the data can inform it; override with ``priors={"kappa": ...}``).
+            A sweep column (``sweep=``) adds a shared deviation per sweep,
+            ``Normal(0, tau_sweep)``, which predictions for a new sweep draw afresh.
+        loss_mask: optional booleans, one per run: False leaves that run's loss out of
+            the loss-law likelihood while its (loss, error) pair still informs the
+            downstream link (Gadre et al.'s 1.4B M=20 run). Default priors and the
+            reference scale then come from the runs with True.
+        warm_start: a previous :class:`Fit` of the same model structure and number of
+            chains (e.g. before a new run arrived, or on the original data of a bootstrap
+            resample): each chain starts where that fit's chain ended, with its adapted
+            mass matrix, and warm-up (200 iterations by default) adapts only the step
+            size. A refit on new data of the same shape then takes about half the
+            sampling time. The diagnostics judge the result as for any fit: if the new
+            posterior is far from the old one, fit without ``warm_start``.
+        drift: learn how far the law's extrapolations drift from the ladder's own
+            backtest (:mod:`bayescale.model.drift`): the law is refitted on the lower part of
+            the runs (2-5 more fits of the same compiled sampler), and predictions beyond
+            the data carry the drift it showed, with its uncertainty. ``False`` gives the
+            law's posterior alone, whose intervals beyond the data are too narrow on real
+            ladders (``docs/calibration.md``).
+        extend: while R-hat or ESS fail the diagnostics (with no divergences), continue
+            every chain from where it ended, with its adapted metric, for another
+            ``draws`` draws, at most ``extend`` times: the posteriors of small ladders
+            (5 runs for 4 parameters) have long tails that 1000 draws per chain do not
+            always settle. ``info["extended"]`` counts the continuations. A fit that
+            diverges at the default ``target_accept`` is first run again at 0.99 (the
+            step size the verdict would advise). ``0`` turns both off.
+
+    Returns:
+        The :class:`~bayescale.posterior.Fit`.
+
+    Example:
+        >>> import bayescale as bs
+        >>> runs = bs.simulate_ladder(seed=0)                                  # doctest: +SKIP
+        >>> cols = dict(params="params", tokens="tokens", loss="loss")
+        >>> first = bs.fit(runs, "chinchilla", **cols)                         # doctest: +SKIP
+        >>> again = bs.fit(runs.iloc[1:], "chinchilla", warm_start=first, **cols)  # doctest: +SKIP
+        >>> again.info["warmup"], again.info["warm_start"]                     # doctest: +SKIP
+        (200, True)
+    """
+    if warmup is None:
+        warmup = 1000 if warm_start is None else 200
+    for name, value, low in (("chains", chains, 1), ("draws", draws, 1), ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low} but got {value!r}")
+    if target_accept is not None and not 0 < target_accept < 1:
+        raise ValueError(f"target_accept must be in (0, 1) but got {target_accept}")
+    spec = resolve_spec(law)
+    if isinstance(data, Runs):
+        runs = data
+    else:
+        if loss is None:
+            raise ValueError("name the loss column (loss=... / --loss COLUMN)")
+        runs = read_runs(
+            data,
+            params=params,
+            tokens=tokens,
+            compute=compute,
+            loss=loss,
+            downstream=downstream,
+            group=group,
+            sweep=sweep,
+            flops_per_token=flops_per_token,
+            inputs=inputs,
+        )
+    if runs.downstream is not None and not spec.downstream and downstream is not None:
+        spec = spec.with_(downstream=True)
+    spec = spec.with_(priors=priors, likelihood=likelihood, pooling=pooling)
+    loss_mask = _check_loss_mask(loss_mask, runs)
+    if likelihood is None and _default_likelihood(law):
+        spec = spec.with_(likelihood=auto_likelihood(spec, runs, loss_mask))
+    scaling_model = build_model(
+        spec, runs if loss_mask is None else runs.select(loss_mask), discrepancy=discrepancy
+    )
+    if spec.law.check is not None:  # once per fit, not once per drift fold
+        spec.law.check(runs)
+    chosen_accept = target_accept is not None
+    if target_accept is None:
+        target_accept = default_target_accept(scaling_model)
+    start = _warm_start(warm_start, scaling_model, chains=chains, dense_mass=dense_mass)
+    started = time.perf_counter()
+    configure()
+    dev = select_device(device)
+
+    retry = extend and not chosen_accept and start is None and target_accept < RETRY_ACCEPT
+    samples, stats, end, extended, target_accept = _sample_until_ok(
+        scaling_model,
+        runs,
+        extend=extend,
+        retry=bool(retry),
+        chains=chains,
+        draws=draws,
+        warmup=warmup,
+        seed=seed,
+        device=dev,
+        progress=_progress_default(progress),
+        target_accept=target_accept,
+        dense_mass=dense_mass,
+        loss_mask=loss_mask,
+        start=start,
+    )
+    info = run_info(
+        runs,
+        seed=seed,
+        chains=chains,
+        draws=draws * (1 + extended),
+        warmup=warmup,
+        target_accept=target_accept,
+        dense_mass=dense_mass,
+        device=device_name(dev),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    info["command"] = command if command is not None else _describe_call(data, spec, info)
+    if loss_mask is not None:
+        info["loss_mask"] = [bool(v) for v in loss_mask]
+    info["warm_start"] = start is not None
+    info["extended"] = extended
+    if drift:
+        fitted_runs = runs if loss_mask is None else runs.select(loss_mask)
+        calibration = _calibrate_drift(
+            spec,
+            fitted_runs,
+            scaling_model,
+            pad_size(min(runs.n_runs, MAX_FOLD_RUNS + max(runs.n_groups, 1))),
+            dev,
+            chains=chains,
+            draws=draws,
+            warmup=1000 if warm_start is not None else warmup,
+            seed=seed,
+            target_accept=info["target_accept"],
+            dense_mass=dense_mass,
+            extend=extend,
+        )
+        from ..model.drift import drift_draws, with_drift
+
+        samples = {**samples, **drift_draws(calibration, chains, draws * (1 + extended), seed)}
+        scaling_model = with_drift(scaling_model, calibration)
+        info["drift"] = calibration
+        info["seconds"] = round(time.perf_counter() - started, 3)
+    result = Fit(scaling_model, samples, stats, runs, info)
+    result.sampler_end = end
+    return result
+
+
+def _sample_until_ok(scaling_model, runs, *, extend: int, retry: bool, target_accept, **settings):
+    """:func:`sample`, run again at :data:`RETRY_ACCEPT` if it diverged (``retry``), then
+    continued while R-hat or ESS fail (at most ``extend`` times; see :func:`fit`).
+
+    Returns ``(samples, stats, end, extended, target_accept)``.
+    """
+    progress = settings.pop("progress", False)
+    for attempt in range(2 if retry else 1):
+        if attempt:
+            # divergences at the default step size (the long E-A-B tails of a small
+            # ladder): smaller steps, as the verdict would advise, before any draw is used
+            target_accept = RETRY_ACCEPT
+        samples, stats, end = sample(
+            scaling_model, runs, target_accept=target_accept, progress=progress, **settings
+        )
+        samples, stats, end, extended = _extend(
+            scaling_model,
+            runs,
+            samples,
+            stats,
+            end,
+            extend,
+            target_accept=target_accept,
+            **{k: v for k, v in settings.items() if k not in ("warmup", "start")},
+        )
+        if not np.any(stats["diverging"]):
+            break
+    return samples, stats, end, extended, target_accept
+
+
+def _extend(scaling_model, runs, samples, stats, end, extend: int, *, seed, draws, **settings):
+    """Continue the chains while R-hat or ESS fail without divergences (see ``extend``)."""
+    extended = 0
+    while extended < extend:
+        check = Fit(scaling_model, samples, stats, runs, {"warn": False})
+        d = check.diagnostics
+        if d.ok or d.divergences or not d.messages:
+            break
+        extended += 1
+        more, more_stats, end = sample(
+            scaling_model,
+            runs,
+            seed=seed + 100_003 * extended,
+            draws=draws,
+            warmup=CONTINUE_WARMUP,
+            start=end,
+            **settings,
+        )
+        samples = {k: np.concatenate([samples[k], more[k]], axis=1) for k in samples}
+        stats = {k: np.concatenate([stats[k], more_stats[k]], axis=1) for k in stats}
+    return samples, stats, end, extended
+
+
+def _calibrate_drift(spec, runs, scaling_model, size, dev, *, seed, **settings) -> dict:
+    """:func:`bayescale.model.drift.calibrate_drift` with folds fitted by this fit's sampler."""
+    from ..data.sweeps import without_sweep
+    from ..model.drift import calibrate_drift
+
+    law = spec.law
+    fold_spec = spec.with_(downstream=False) if spec.downstream else spec
+
+    def fit_fold(train, fold_seed):
+        train = without_sweep(train)  # a fold predicts new budgets: no sweep effects
+        model = build_model(fold_spec, train)
+        # a re-run at a higher target acceptance only when the fold's diagnostics fail: a
+        # few divergences barely move the median and spread of its predictions, and a re-run
+        # of every fold that diverged once doubled the cost of the calibration
+        fold_settings = dict(settings)
+        for _attempt in range(2):
+            samples, stats, _, _, _ = _sample_until_ok(
+                model, train, seed=fold_seed, device=dev, size=size, retry=False, **fold_settings
+            )
+            fitted = Fit(model, samples, stats, train, {"warn": False})
+            if fitted.diagnostics.ok or not fitted.diagnostics.divergences:
+                break
+            fold_settings["target_accept"] = RETRY_ACCEPT
+        return fitted
+
+    import warnings
+
+    from .._util import FitWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        return calibrate_drift(
+            runs, fit_fold, tuple(law.inputs), len(law.parameter_names), law.name, seed=seed
+        )
+
+
+def _default_likelihood(law) -> bool:
+    """Whether ``law`` leaves the likelihood to bayescale (a law, not a spec that names one)."""
+    return isinstance(law, Law) or (isinstance(law, str) and law in list_laws())
+
+
+def auto_likelihood(spec: ModelSpec, runs: Runs, loss_mask=None) -> str:
+    """``student_t``, or ``normal`` when the runs are too few for a robust likelihood.
+
+    A Student-t posterior can be improper when the law passes exactly through its k
+    parameters' worth of runs and fewer than 2k - 1 runs inform each noise scale
+    (:func:`bayescale.model.build_model` warns of it); with so few runs it cannot tell an
+    outlier from the law either, and its heavy tails only widen the extrapolation.
+
+    Example:
+        >>> auto_likelihood(resolve_spec("gadre2024"), bs.load_gadre2024(roles="fit_loss+fit_error",
+        ...                 distributions="rpj"))                         # doctest: +SKIP
+        'normal'
+    """
+    if spec.likelihood != "student_t":
+        return spec.likelihood
+    fitted = runs if loss_mask is None else runs.select(loss_mask)
+    k = len(spec.law.parameter_names)
+    if spec.pooling == "none" and fitted.group is not None and len(fitted.group_names) > 1:
+        counts = np.bincount(np.asarray(fitted.group), minlength=len(fitted.group_names))
+        fewest = int(counts[counts > 0].min())
+    else:
+        fewest, k = fitted.n_runs, k * (1 if fitted.group is None else len(fitted.group_names))
+    return "student_t" if fewest >= 2 * k - 1 else "normal"
+
+
+def _warm_start(previous, scaling_model: ScalingModel, *, chains: int, dense_mass: bool):
+    """The sampler ``start`` from a previous fit, checked against this fit's settings."""
+    if previous is None:
+        return None
+    if not isinstance(previous, Fit):
+        raise ValueError(f"warm_start must be a Fit but got {type(previous).__name__}")
+    if previous.sampler_end is None:
+        raise ValueError(
+            "warm_start: this Fit has no sampler end state (a fit file written without "
+            "one, e.g. by an older bayescale); fit without warm_start"
+        )
+    if previous.model.static_key() != scaling_model.static_key():
+        raise ValueError(
+            "warm_start: the previous fit is of another model structure (law, likelihood, "
+            "pooling, groups or prior families differ); fit without warm_start"
+        )
+    had = len(previous.sampler_end["step_size"])
+    if had != chains:
+        raise ValueError(f"warm_start: the previous fit has {had} chains but chains={chains}")
+    if bool(previous.info.get("dense_mass", True)) != bool(dense_mass):
+        raise ValueError(
+            f"warm_start: the previous fit has dense_mass={previous.info.get('dense_mass')} "
+            f"but dense_mass={dense_mass}"
+        )
+    return previous.sampler_end
+
+
+def run_info(
+    runs: Runs, *, seed, chains, draws, warmup, target_accept, dense_mass, device, seconds
+):
+    """The sampler settings and provenance a :class:`Fit` records in ``info``."""
+    return {
+        "seed": int(seed),
+        "chains": int(chains),
+        "draws": int(draws),
+        "warmup": int(warmup),
+        "target_accept": float(target_accept),
+        "dense_mass": bool(dense_mass),
+        "device": str(device),
+        "seconds": seconds,
+        "flops_per_token": float(runs.flops_per_token),
+    }
+
+
+def as_draws(samples, stats) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Sampler output as numpy: samples in float64, sample stats with their own dtypes."""
+    samples = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
+    stats = {
+        "diverging": np.asarray(stats["diverging"], bool),
+        "energy": np.asarray(stats["energy"], np.float64),
+        "n_steps": np.asarray(stats["n_steps"], np.int64),
+    }
+    return samples, stats
+
+
+def _describe_call(data, spec: ModelSpec, info: Mapping) -> str:
+    """A readable record of an API call, for the fit file's provenance."""
+    source = str(data) if isinstance(data, str | Path) else type(data).__name__
+    settings = ", ".join(f"{k}={info[k]!r}" for k in ("chains", "draws", "warmup", "seed"))
+    return f"bayescale.fit({source}, law={spec.name!r}, {settings})"
+
+
+def _check_loss_mask(loss_mask, runs: Runs) -> np.ndarray | None:
+    """Validate ``loss_mask``: one boolean per run, at least one True."""
+    if loss_mask is None:
+        return None
+    mask = np.asarray(loss_mask)
+    if mask.dtype != bool or mask.shape != (runs.n_runs,):
+        raise ValueError(
+            f"loss_mask must be {runs.n_runs} booleans (one per run) but got "
+            f"dtype {mask.dtype} and shape {mask.shape}"
+        )
+    if not mask.any():
+        raise ValueError("loss_mask must keep at least one run for the loss law but is all False")
+    return mask
+
+
+def model_arguments(
+    scaling_model: ScalingModel,
+    runs: Runs,
+    size: int | None = None,
+    loss_mask: np.ndarray | None = None,
+):
+    """The (inputs, hyper, observations) the compiled model takes, padded to ``size`` rows."""
+    size = pad_size(runs.n_runs) if size is None else size
+    values = {name: runs.input(name) for name in scaling_model.law.inputs}
+    group = runs.group if scaling_model.grouped else None
+    sweep = scaling_model.sweep_codes(runs) if scaling_model.n_sweeps else None
+    inputs = scaling_model.inputs(values, group, pad_to=size, sweep=sweep)
+    obs = {"loss": scaling_model.pad(runs.loss, size)}
+    if loss_mask is not None:
+        inputs["loss_mask"] = inputs["mask"] & scaling_model.pad(loss_mask, size, 0.0).astype(bool)
+    if scaling_model.spec.downstream:
+        down = runs.downstream
+        mask = np.zeros(size, bool)
+        mask[: runs.n_runs] = ~np.isnan(down)
+        inputs["downstream_mask"] = mask
+        obs["downstream"] = scaling_model.pad(np.nan_to_num(down, nan=0.5), size, fill=0.5)
+    return inputs, scaling_model.hyper(), obs
+
+
+def default_target_accept(scaling_model: ScalingModel) -> float:
+    """NUTS target acceptance when none is given: 0.95, or 0.97 for partial pooling.
+
+    Scaling-law posteriors of small ladders have long E-A-B tails that the step sizes of
+    0.8-0.9 cross with divergences; partial pooling's non-centred hierarchy forms a ridge
+    when arms share an exponent. :func:`fit` and :func:`bayescale.inference.batch.fit_many` share it.
+    """
+    partial = scaling_model.spec.pooling == "partial" and scaling_model.grouped
+    return 0.97 if partial else 0.95
+
+
+def sample(
+    scaling_model: ScalingModel,
+    runs: Runs,
+    *,
+    chains: int,
+    draws: int,
+    warmup: int,
+    seed: int,
+    device,
+    progress: bool = False,
+    target_accept: float = 0.9,
+    dense_mass: bool = True,
+    loss_mask: np.ndarray | None = None,
+    start: dict | None = None,
+    size: int | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Run NUTS; return samples and sample stats shaped ``(chains, draws, ...)`` and where
+    each chain ended (see :func:`bayescale.inference.sampler.run_chains`). ``device``: the JAX device
+    (:func:`bayescale._jax.select_device`, after :func:`bayescale._jax.configure`).
+
+    The compiled sampler is cached per model structure and settings; new data of the
+    same padded shape reuses it without recompiling (``size``: pad to this many rows
+    instead of the next power of two, so a subset reuses the full data's programs).
+    """
+    from .sampler import run_chains
+
+    inputs, hyper, obs = model_arguments(scaling_model, runs, size=size, loss_mask=loss_mask)
+    samples, stats, end = run_chains(
+        scaling_model.model,
+        scaling_model.static_key(),
+        int(seed),  # the key data of jax.random.PRNGKey(seed), built without a JAX dispatch
+        inputs,
+        hyper,
+        obs,
+        chains=chains,
+        warmup=warmup,
+        draws=draws,
+        dense_mass=dense_mass,
+        target_accept=target_accept,
+        device=device,
+        progress=progress,
+        persist=scaling_model.portable,
+        start=start,
+        regularize_mass_matrix=len(inputs["mask"]) <= REGULARIZE_MAX_ROWS,
+    )
+    return (*as_draws(samples, stats), end)

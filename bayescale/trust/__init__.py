@@ -1,0 +1,64 @@
+"""How far to trust a fit: backtests on held-out larger runs, the real-data corpus, SBC, validation.
+
+Layer 9: imports every layer up to plots.
+"""
+
+from .backtesting import (
+    Backtest,
+    backtest,
+)
+from .calibration import (
+    CALIBRATION_NOISE,
+    LEVELS,
+    REFERENCE_TRUTH,
+    Calibration,
+    binomial_band,
+    calibrate,
+    calibration_priors,
+    misspecification,
+    plot_rank_grid,
+    plot_ranks,
+    simulate_design,
+)
+from .corpus import (
+    CI_STUDIES,
+    Study,
+    pooled,
+    run_corpus,
+    studies,
+)
+from .validate import (
+    Validation,
+    compare_structured,
+    leave_largest_out,
+    leave_one_group_out,
+    with_sweep,
+    without_sweep,
+)
+
+__all__ = [
+    "CALIBRATION_NOISE",
+    "CI_STUDIES",
+    "LEVELS",
+    "REFERENCE_TRUTH",
+    "Backtest",
+    "Calibration",
+    "Study",
+    "Validation",
+    "backtest",
+    "binomial_band",
+    "calibrate",
+    "calibration_priors",
+    "compare_structured",
+    "leave_largest_out",
+    "leave_one_group_out",
+    "misspecification",
+    "plot_rank_grid",
+    "plot_ranks",
+    "pooled",
+    "run_corpus",
+    "simulate_design",
+    "studies",
+    "with_sweep",
+    "without_sweep",
+]
