@@ -34,7 +34,8 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest -q -m "not slow and not notebook"
 
-# the documentation site into site/ (notebooks rendered as stored, without outputs)
+# the documentation site into site/; notebooks show the outputs of the last
+# tests/test_notebooks.py run (build/notebooks/), else they are shown without outputs
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 MPLBACKEND=Agg $(PY) -m mkdocs build --quiet
 

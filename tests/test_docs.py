@@ -150,3 +150,26 @@ def test_json_outputs_match_their_schemas(two_arm_fits, tmp_path, capsys):
         assert main([str(a) for a in args] + ["--json"]) == 0, command
         payload = json.loads(capsys.readouterr().out)
         jsonschema.validate(payload, schemas[command])
+
+
+def test_the_site_shows_an_executed_notebook_only_when_its_code_is_the_committed_code(tmp_path):
+    import json
+
+    def notebook(path, code, outputs):
+        cell = {"cell_type": "code", "source": code, "metadata": {}, "outputs": outputs}
+        cell["execution_count"] = None
+        nb = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        path.write_text(json.dumps(nb))
+        return path
+
+    source = notebook(tmp_path / "01_x.ipynb", "print(1)", [])
+    executed_dir = tmp_path / "executed"
+    executed_dir.mkdir()
+    assert pages.executed_notebook(source, executed_dir) is None  # never run: shown as is
+    out = [{"output_type": "stream", "name": "stdout", "text": "1\n"}]
+    copy = notebook(executed_dir / "01_x.ipynb", "print(1)", out)
+    assert pages.executed_notebook(source, executed_dir) == copy
+    notebook(source, "print(2)", [])  # edited after the tests ran: the outputs are stale
+    assert pages.executed_notebook(source, executed_dir) is None
+    copy.write_text("{not json")
+    assert pages.executed_notebook(source, executed_dir) is None

@@ -2,7 +2,8 @@
 
 Notebooks are the user-facing tutorials; each ends with assertions of the claims it makes,
 so executing it is a test. New notebooks are picked up by the glob. Notebooks are committed
-without outputs; this test never writes them back.
+without outputs; this test never writes them back. It writes each executed notebook to
+``build/notebooks/`` (git-ignored), which the docs build shows in place of the committed one.
 """
 
 import json
@@ -14,6 +15,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+#: executed copies for the documentation site (docs/hooks/bayescale_pages.py reads them)
+EXECUTED_DIR = REPO / "build" / "notebooks"
 #: seconds any one cell may take (the slowest cells compile a sampler on a busy machine)
 CELL_TIMEOUT = 600
 
@@ -71,6 +74,8 @@ def test_notebook_runs_top_to_bottom(path, kernel_env, shared_data):
     assert not any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
         f"{path.name} is committed with outputs; strip them (outputs come from running it)"
     )
+    executed = EXECUTED_DIR / path.name
+    executed.unlink(missing_ok=True)  # a failed run leaves no stale copy for the site
     client = NotebookClient(
         notebook,
         timeout=CELL_TIMEOUT,
@@ -86,3 +91,7 @@ def test_notebook_runs_top_to_bottom(path, kernel_env, shared_data):
         if output.get("output_type") == "error"
     ]
     assert not errors
+    EXECUTED_DIR.mkdir(parents=True, exist_ok=True)
+    partial = executed.with_suffix(".ipynb.partial")
+    nbformat.write(notebook, partial)
+    partial.replace(executed)

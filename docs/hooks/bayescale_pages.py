@@ -11,6 +11,11 @@ A page whose Markdown holds a marker line is completed here:
   from ``docs/schema/*.json``;
 - ``<!-- bayescale:contributing -->``: ``CONTRIBUTING.md``, with its links re-pointed.
 
+The notebooks are shown executed: ``tests/test_notebooks.py`` writes each notebook it ran
+to ``build/notebooks/``, and a copy whose code cells match the committed notebook replaces
+it on the site (``make test`` runs the tests, then this build). Without a matching copy the
+notebook is shown as committed, without outputs.
+
 Nothing here needs the network. ``tests/test_docs.py`` imports this module to check that
 the pages cover every law and every subcommand.
 """
@@ -25,6 +30,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = REPO / "docs" / "schema"
+#: where tests/test_notebooks.py writes the notebooks it executed
+EXECUTED_DIR = REPO / "build" / "notebooks"
 if str(REPO) not in sys.path:  # the worktree's package, whatever the venv's editable install
     sys.path.insert(0, str(REPO))
 
@@ -251,3 +258,40 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         if marker in markdown:
             markdown = markdown.replace(marker, globals()[function]())
     return markdown
+
+
+def _code_sources(path: Path) -> list[str]:
+    cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+    return ["".join(c.get("source", "")) for c in cells if c.get("cell_type") == "code"]
+
+
+def executed_notebook(source: Path, executed_dir: Path = EXECUTED_DIR) -> Path | None:
+    """The executed copy of ``source`` if its code cells are the committed ones, else None.
+
+    A copy from an older version of the notebook (cells edited since the tests ran) is
+    never shown: its outputs would belong to other code.
+    """
+    copy = executed_dir / source.name
+    if not copy.is_file():
+        return None
+    try:
+        same = _code_sources(copy) == _code_sources(source)
+    except (OSError, ValueError):
+        return None
+    return copy if same else None
+
+
+def on_files(files, config):
+    """Point each notebook page at its executed copy (runs after mkdocs-jupyter's on_files)."""
+    import logging
+
+    log = logging.getLogger("mkdocs.hooks.bayescale")
+    for file in files:
+        if not (file.src_uri.startswith("notebooks/") and file.src_uri.endswith(".ipynb")):
+            continue
+        copy = executed_notebook(Path(file.abs_src_path))
+        if copy is None:
+            log.info("%s: no executed copy in build/notebooks, shown without outputs", file.src_uri)
+        else:
+            file.abs_src_path = str(copy)
+    return files
