@@ -74,6 +74,17 @@ def _input_value(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"--at {name.strip()}: {exc}") from None
 
 
+def _add_input(p) -> None:
+    """``--input NAME=COLUMN`` (repeatable), for the commands that read a runs table."""
+    p.add_argument(
+        "--input",
+        action="append",
+        type=_named_input,
+        metavar="NAME=COLUMN",
+        help="a named input the law reads, e.g. --input U=unique_tokens (repeatable)",
+    )
+
+
 def _pairs(items, flag: str) -> dict | None:
     """Repeated ``--input``/``--at`` pairs as a dict; a name given twice is an error."""
     if not items:
@@ -269,13 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group", help="column with arms (architecture, data mix, recipe)")
     p.add_argument("--downstream", help="column with a downstream error rate")
     p.add_argument("--sweep", help="column identifying a sweep/budget (shared deviation)")
-    p.add_argument(
-        "--input",
-        action="append",
-        type=_named_input,
-        metavar="NAME=COLUMN",
-        help="a named input the law reads, e.g. --input U=unique_tokens (repeatable)",
-    )
+    _add_input(p)
     p.add_argument("--likelihood", choices=("student_t", "normal"))
     p.add_argument("--pooling", choices=("none", "shared", "partial"))
     p.add_argument(

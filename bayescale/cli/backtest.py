@@ -11,7 +11,7 @@ With ``--json`` it prints one object: ``{"summary": {...}, "folds": [...], "runs
 
 from __future__ import annotations
 
-from .app import CliError, _add_json, _emit
+from .app import CliError, _add_input, _add_json, _emit, _pairs
 from .calibrate import _positive_int
 
 __all__ = ["cmd_backtest", "register"]
@@ -40,6 +40,7 @@ def cmd_backtest(args) -> int:
         loss=args.loss,
         group=args.group,
         sweep=args.sweep,
+        inputs=_pairs(args.input, "--input"),
         baseline=not args.no_baseline,
         chains=args.chains,
         draws=args.draws,
@@ -75,6 +76,7 @@ def register(subparsers) -> None:
     p.add_argument("--loss", required=True, help="column with the final loss")
     p.add_argument("--group", help="column with arms (architecture, data mix, recipe)")
     p.add_argument("--sweep", help="column identifying a sweep/budget (shared deviation)")
+    _add_input(p)
     p.add_argument(
         "--holdout",
         metavar="RULE",

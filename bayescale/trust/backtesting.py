@@ -200,9 +200,14 @@ def _plain(value):
     return value
 
 
-def _table_and_runs(data, columns: Mapping[str, str | None], flops_per_token: float):
+def _table_and_runs(data, columns: Mapping[str, str | None], flops_per_token: float, inputs=None):
     """``(frame, runs)``: the user's table aligned with the validated runs, roles added."""
     if isinstance(data, Runs):
+        if inputs:
+            raise ValueError(
+                "inputs= maps columns of a table; these Runs already carry their inputs "
+                f"({', '.join(data.input_names)})"
+            )
         runs = data
         table = pd.DataFrame(index=pd.Index(runs.rows))
     else:
@@ -212,7 +217,10 @@ def _table_and_runs(data, columns: Mapping[str, str | None], flops_per_token: fl
         if not table.index.is_unique:
             table = table.reset_index(drop=True)
         runs = read_runs(
-            table, flops_per_token=flops_per_token, **{k: v for k, v in columns.items() if v}
+            table,
+            flops_per_token=flops_per_token,
+            inputs=inputs,
+            **{k: v for k, v in columns.items() if v},
         )
         table = table.loc[list(runs.rows)]
     frame = table.copy()
@@ -298,6 +306,7 @@ def backtest(
     loss: str | None = None,
     group: str | None = None,
     sweep: str | None = None,
+    inputs: Mapping[str, str] | None = None,
     flops_per_token: float = 6.0,
     baseline: bool = True,
     bootstrap: int = 100,
@@ -322,6 +331,8 @@ def backtest(
             from every origin (``by`` defaults to the sweep column, else compute).
         first: with ``rolling``, the fewest levels a fit set spans.
         params, tokens, compute, loss, group, sweep: column names of a table.
+        inputs: named inputs beyond params/tokens/compute, ``{name: column}`` (e.g.
+            ``{"U": "unique_tokens"}`` for ``muennighoff2023``), as in :func:`bayescale.read_runs`.
         baseline: also score the point fit (Huber L-BFGS-B + ``bootstrap`` refits).
         chains, draws, warmup, seed, progress, fit_kwargs: passed to :func:`bayescale.fit`.
 
@@ -345,7 +356,7 @@ def backtest(
     columns = dict(
         params=params, tokens=tokens, compute=compute, loss=loss, group=group, sweep=sweep
     )
-    frame, runs = _table_and_runs(data, columns, flops_per_token)
+    frame, runs = _table_and_runs(data, columns, flops_per_token, inputs)
     spec = resolve_spec(law)
     splits, split_name = _splits(frame, runs, holdout, fit_set, rolling, by, first)
     for name, fit_mask, held_mask in splits:

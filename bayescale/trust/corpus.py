@@ -22,8 +22,10 @@ The studies:
 * ``xlstm/<arch>`` (2): Beck et al. 2025's isoFLOP sweeps, near-optimal runs; fit the
   smaller budget, predict the larger.
 * ``muennighoff``: Muennighoff et al. 2023's data-constrained runs; fit every model size
-  below the largest, predict the largest. Scored with ``chinchilla``, which ignores the
-  unique-token budget U: the gap a data-constrained law must close.
+  below the largest, predict the largest, with ``chinchilla``, which ignores the
+  unique-token budget U.
+* ``muennighoff-dc``: the same split with ``muennighoff2023``, which reads U
+  (``inputs={"U": ...}``): how much of chinchilla's error the data-constrained law removes.
 * ``clark/<router>`` (4): Clark et al. 2022's routed models, one ``kaplan_n`` power law per
   expert count (``--group``); fit dense sizes below the largest, predict the largest. The
   law cannot carry anything across expert counts: the gap a law over E must close.
@@ -223,14 +225,27 @@ def studies(path: str | None = None) -> list[Study]:
                 {"holdout": "isoflop_group==max"},
             )
         )
+    # the shared file's ``tokens`` column holds the unique tokens U and ``unique_tokens``
+    # the tokens seen D (tests/test_muennighoff_data.py); both studies read them swapped back
     out.append(
         Study(
             "muennighoff",
             "muennighoff",
             _plain(MUENNIGHOFF),
-            {"params": "params", "tokens": "tokens", "loss": "loss"},
+            {"params": "params", "tokens": "unique_tokens", "loss": "loss"},
             {"holdout": "params==max"},
-            note="chinchilla ignores the unique-token budget U (needs a data-constrained law)",
+            note="chinchilla ignores the unique-token budget U: the baseline for muennighoff-dc",
+        )
+    )
+    out.append(
+        Study(
+            "muennighoff-dc",
+            "muennighoff",
+            _plain(MUENNIGHOFF),
+            {"params": "params", "tokens": "unique_tokens", "loss": "loss"},
+            {"holdout": "params==max"},
+            law="muennighoff2023",
+            options={"inputs": {"U": "tokens"}},
         )
     )
     for router in ("Dense", "S-Base", "Hash", "RL-R"):
