@@ -277,9 +277,19 @@ def clark2022(e_ref: float = 8.0) -> Law:
         ("params", "E"),
         (
             # the dense law, shared by every router under pooling="shared" (role exponent)
-            Parameter("level", "exponent", _level_prior, "log loss of the dense model at N_ref"),
+            Parameter(
+                "level",
+                "exponent",
+                _level_prior,
+                "log loss of the dense model at N_ref; shared by routers",
+            ),
             # a log-log slope of loss in N without a floor term, as kaplan_n's alpha_N
-            Parameter("alpha_N", "exponent", _exponent_prior(0.1, 0.3), "-d log L/d log N, dense"),
+            Parameter(
+                "alpha_N",
+                "exponent",
+                _exponent_prior(0.1, 0.3),
+                "-d log L/d log N of the dense model; shared by routers",
+            ),
             # routing changes the loss by less than a factor ~2 (either sign) at 2 sd
             Parameter(
                 "gain",
