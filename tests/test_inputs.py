@@ -451,3 +451,38 @@ def test_cli_decide_crossover_report_take_at(arms_fit, tmp_path, capsys):
     assert "| N | D | C (FLOPs) | U | Group |" in text
     assert "recommended `b`" in text
     assert "--at U=2e+09" in text  # the reproduce line carries it
+
+
+@pytest.mark.slow
+def test_next_takes_at_for_the_target_and_the_candidates(arms_fit, tmp_path, capsys):
+    from bayescale.decide import next_experiment
+
+    fitted, path = arms_fit
+    target = {"params": 5e8, "tokens": 1e11, "simulations": 40}
+    one = [{"params": 1e8, "tokens": 3e10, "group": "a"}]
+    tight = next_experiment(fitted, one, at={"U": 2e9}, **target)
+    assert tight.recommended == "b" and tight.target["U"] == 2e9
+    assert next_experiment(fitted, one, at={"U": 1e11}, **target).recommended == "a"
+    # a candidate without a U column takes the target's; with one, its own
+    # (b wins by far at 50 epochs: EVSI ~ 0; the reweighted draws' ESS shows which U was used)
+    explicit = next_experiment(fitted, [{**one[0], "U": 2e9}], at={"U": 2e9}, **target)
+    assert explicit.candidates.ess[0] == tight.candidates.ess[0]
+    assert explicit.to_dict()["candidates"][0]["at"] == {"U": 2e9}
+    fresh = next_experiment(fitted, [{**one[0], "U": 3e10}], at={"U": 2e9}, **target)
+    assert fresh.candidates.ess[0] != tight.candidates.ess[0]
+
+    cands = tmp_path / "cands.csv"
+    pd.DataFrame([{"params": 1e8, "tokens": 3e10, "group": "a"}]).to_csv(cands, index=False)
+    argv = ["next", path, "--params", "5e8", "--tokens", "1e11", "--candidates", cands]
+    argv += ["--simulations", "40"]
+    code, out, err = run(capsys, *argv, "--at", "U=2e9", "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["target"]["U"] == 2e9 and payload["recommended"] == "b"
+    assert payload["candidates"][0]["ess"] == pytest.approx(tight.candidates.ess[0], rel=1e-12)
+    assert bad(capsys, *argv) == (
+        "error: law 'muennighoff2023' needs U at the target (give --at U=VALUE)"
+    )
+    assert bad(capsys, *argv, "--at", "V=1") == (
+        "error: unknown input 'V'; this fit's named inputs are U"
+    )

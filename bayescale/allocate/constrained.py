@@ -100,6 +100,7 @@ def _check_at(fit, at: Mapping | None, what: str = "to allocate") -> dict[str, f
         if v.ndim != 0 or not np.isfinite(v) or v <= 0:
             raise ValueError(f"--at {name} must be one finite number > 0 but got {value!r}")
         out[name] = float(v)
+    fit.law.check_inputs(out, what)
     missing = [k for k in named if k not in out]
     if missing:
         flags = ", ".join(f"--at {k}=VALUE" for k in missing)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from ..laws import INPUTS
 from .app import CliError, _add_at, _add_json, _emit, _load, _pairs, _positive_float, _prob
 
 __all__ = ["register"]
@@ -156,11 +157,13 @@ def cmd_next(args) -> int:
     from ..decide.decision import next_experiment, read_candidates
 
     params, tokens, compute = _target(args, compute="target_compute")
-    candidates = None if args.candidates is None else read_candidates(args.candidates)
+    at = _pairs(args.at, "--at")
+    if args.candidates is not None:
+        read_candidates(args.candidates)  # its errors before a fit is loaded
     fit = _load(args.fit)
     result = next_experiment(
         fit,
-        candidates,
+        args.candidates,
         params=params,
         tokens=tokens,
         compute=compute,
@@ -169,11 +172,12 @@ def cmd_next(args) -> int:
         simulations=args.simulations,
         replicates=args.replicates,
         seed=args.seed,
+        at=at,
     )
     payload = result.to_dict()
-    table = result.candidates[
-        ["params", "tokens", "group", "cost", "evsi", "evsi_per_flop", "pareto_k", "reliable"]
-    ]
+    named = [k for k in result.candidates.columns if k in set(fit.law.inputs) - set(INPUTS)]
+    columns = ["params", "tokens", *named, "group", "cost", "evsi", "evsi_per_flop"]
+    table = result.candidates[[*columns, "pareto_k", "reliable"]]
     lines = [
         f"decision at {_describe(payload['target'])}: now {result.recommended}, "
         f"EVPI {result.evpi:.4g} ({args.metric})",
@@ -263,7 +267,8 @@ def register(subparsers) -> None:
     p.add_argument("--tokens", type=_positive_float, help="and training tokens D")
     p.add_argument(
         "--candidates",
-        help="CSV with columns params, tokens[, group] (empty group: every arm)",
+        help="CSV with columns params, tokens[, group] (empty group: every arm) and any "
+        "named input of the law (E, U; else the --at value)",
     )
     p.add_argument("--metric", choices=("loss", "downstream"), default="loss")
     p.add_argument("--arms", nargs="+", metavar="ARM", help="decide between these arms only")
@@ -276,5 +281,6 @@ def register(subparsers) -> None:
         default=0,
         help="also rank a new seed of the K largest runs already trained per arm (default 0)",
     )
+    _add_at(p)
     _add_common(p)
     p.set_defaults(func=cmd_next)

@@ -397,6 +397,7 @@ def read_runs(
     sweep: Any = None,
     flops_per_token: float = 6.0,
     inputs: Mapping[str, Any] | None = None,
+    loss_range: tuple[float, float, str] | None = None,
 ) -> Runs:
     """Read and validate a runs table.
 
@@ -409,6 +410,8 @@ def read_runs(
         inputs: named inputs beyond params/tokens/compute, ``{name: column}`` (e.g.
             ``{"U": "unique_tokens"}``), for laws that read them; validated like params
             (every value given, finite and > 0).
+        loss_range: ``(low, high, what)`` the loss column must lie in, for a law of another
+            response (``batch_opt``: batch sizes in tokens); default a per-token loss in nats.
 
     Returns:
         Runs with float64 arrays. Rows whose loss (or downstream) is missing are dropped with
@@ -524,15 +527,16 @@ def read_runs(
         np.isinf(vals["loss"]),
         "is not finite (loss must be finite; leave it empty for a run without a final evaluation)",
     )
+    low, high, what = loss_range or (_MIN_LOSS, _MAX_LOSS, "loss is a per-token loss in nats")
     fail(
         "loss",
-        (vals["loss"] <= 0) | (vals["loss"] > _MAX_LOSS),
-        f"is outside (0, {_MAX_LOSS:g}] (loss is a per-token loss in nats)",
+        (vals["loss"] <= 0) | (vals["loss"] > high),
+        f"is outside (0, {high:g}] ({what})",
     )
     fail(
         "loss",
-        vals["loss"] < _MIN_LOSS,
-        f"is below {_MIN_LOSS:g} (loss is a per-token loss in nats; rescale a loss in other units)",
+        vals["loss"] < low,
+        f"is below {low:g} ({what}; rescale a loss in other units)",
     )
     if "downstream" in vals:
         fail(

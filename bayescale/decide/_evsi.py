@@ -24,13 +24,19 @@ from ._psis import K_THRESHOLD, psis
 
 __all__ = ["NextRuns", "next_experiment", "read_candidates"]
 
+#: the columns of a ranked candidate; any other is a named input of the candidate (E, U)
+_COLUMNS = ("params", "tokens", "group", "cost", "evsi", "evsi_mcse", "evsi_per_flop")
+_COLUMNS += ("pareto_k", "reliable", "ess", "source")
 
-def read_candidates(candidates) -> pd.DataFrame:
+
+def read_candidates(candidates, inputs: Sequence[str] = ()) -> pd.DataFrame:
     """Candidate runs as a validated table with columns params, tokens, group.
 
     Args:
         candidates: a CSV path, a DataFrame or a list of dicts with ``params``, ``tokens``
             and optionally ``group`` (empty: every arm).
+        inputs: named inputs (``U``, ``E``) whose columns, where the table has them, are
+            kept and checked like params (a candidate without one takes the ``--at`` value).
 
     Example:
         >>> read_candidates([{"params": 1e8, "tokens": 2e9}]).to_dict("records")
@@ -66,7 +72,8 @@ def read_candidates(candidates) -> pd.DataFrame:
     if len(frame) == 0:
         raise ValueError(f"candidates {where} has no rows")
     out = {}
-    for column in ("params", "tokens"):
+    named = [str(k) for k in inputs if str(k) in frame.columns]
+    for column in ("params", "tokens", *named):
         values = pd.to_numeric(frame[column], errors="coerce").to_numpy(np.float64)
         bad = ~np.isfinite(values) | (values <= 0)
         if bad.any():
@@ -83,9 +90,12 @@ def read_candidates(candidates) -> pd.DataFrame:
             None if pd.isna(g) or str(g).strip() == "" else str(g).strip() for g in frame["group"]
         ]
     # object dtype keeps None ("every arm"); a string column would turn it into nan
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {"params": out["params"], "tokens": out["tokens"], "group": pd.Series(groups, dtype=object)}
     )
+    for column in named:
+        table[column] = out[column]
+    return table
 
 
 @dataclass
@@ -114,9 +124,12 @@ class NextRuns:
     def to_dict(self) -> dict:
         """The ``bayescale next --json`` object: ``{"candidates": [...], "evpi", "target", ...}``."""
         rows = []
+        named = [c for c in self.candidates.columns if c not in _COLUMNS]
         for row in self.candidates.itertuples(index=False):
+            own = {k: float(getattr(row, k)) for k in named if pd.notna(getattr(row, k))}
             rows.append(
                 {
+                    **({"at": own} if own else {}),
                     "params": float(row.params),
                     "tokens": float(row.tokens),
                     "group": row.group,
@@ -202,7 +215,10 @@ def _log_likelihood_matrix(arm: Arm, candidate: dict, n_sim: int, rng) -> np.nda
         "tokens": candidate["tokens"],
         "compute": fpt * candidate["params"] * candidate["tokens"],
     }
-    log_mu = arm.law_log_loss({k: math.log(values[k]) for k in arm.law.inputs})[:, 0]
+    values.update(candidate.get("at") or {})  # the candidate's own named inputs (U, E)
+    # named inputs it lacks come from the arm's ``at`` (the target's)
+    log_mu = arm.law_log_loss({k: math.log(values[k]) for k in arm.law.inputs if k in values})
+    log_mu = log_mu[:, 0]
     n_draws = log_mu.shape[0]
     sweep = candidate.get("sweep")
     if sweep is not None:
@@ -254,6 +270,7 @@ def next_experiment(
     simulations: int = 200,
     replicates: int = 0,
     seed: int = 0,
+    at: Mapping[str, float] | None = None,
 ) -> NextRuns:
     r"""Rank candidate small runs by the expected value of their information per FLOP.
 
@@ -284,6 +301,8 @@ def next_experiment(
         replicates: also propose a replicate (new seed) of the ``replicates`` largest runs
             already trained in each arm.
         seed: seed of the simulations and the random pairing.
+        at: the target's named inputs, ``{"E": 256}`` (as in :func:`compare`); a candidate
+            takes them too unless its table has a column of that name.
 
     Returns:
         :class:`NextRuns`, ranked by ``evsi_per_flop`` (cost ``C = 6ND``).
@@ -308,7 +327,10 @@ def next_experiment(
         raise ValueError(
             "give candidate runs (a CSV with params, tokens[, group]) or replicates > 0"
         )
-    arm_set = resolve_arms(source, arms, seed=seed)
+    arm_set = resolve_arms(source, arms, seed=seed, at=at)
+    named = sorted(
+        {k for a in arm_set.arms for k in a.law.inputs} - {"params", "tokens", "compute"}
+    )
     generators = rngs(seed, len(arm_set.arms))
     values = np.column_stack(
         [
@@ -321,16 +343,21 @@ def next_experiment(
     evpi = float(np.mean(values[:, rec] - values.min(axis=1)))
     rows: list[dict] = []
     if candidates is not None:
-        for row in read_candidates(candidates).itertuples(index=False):
-            groups = [row.group] if row.group is not None else arm_set.names
+        table = read_candidates(candidates, named)
+        for row in table.to_dict("records"):
+            groups = [row["group"]] if row["group"] is not None else arm_set.names
+            own = {k: float(row[k]) for k in named if k in row}
+            if own:
+                arm_set.arms[0].law.check_inputs(own, "in a candidate")
             for g in groups:
                 rows.append(
                     {
-                        "params": row.params,
-                        "tokens": row.tokens,
+                        "params": row["params"],
+                        "tokens": row["tokens"],
                         "group": g,
                         "sweep": None,
                         "source": "candidates",
+                        "at": own,
                     }
                 )
     rows += _replicate_candidates(arm_set, int(replicates))
@@ -359,6 +386,7 @@ def next_experiment(
                 "reliable": bool(k90 <= K_THRESHOLD),
                 "ess": float(np.median(ess)),
                 "source": cand["source"],
+                **cand.get("at", {}),
             }
         )
     table = pd.DataFrame(results)
@@ -368,7 +396,7 @@ def next_experiment(
         table.reset_index(drop=True),
         evpi,
         arm_set.names[rec],
-        target.to_dict(),
+        {**target.to_dict(), **arm_set.arms[0].at},
         metric,
         int(simulations),
         arm_set.paired,

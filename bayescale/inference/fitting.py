@@ -199,6 +199,7 @@ def fit(
             sweep=sweep,
             flops_per_token=flops_per_token,
             inputs=inputs,
+            loss_range=spec.law.response or None,
         )
     if runs.downstream is not None and not spec.downstream and downstream is not None:
         spec = spec.with_(downstream=True)

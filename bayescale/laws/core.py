@@ -111,9 +111,16 @@ class Law:
         formula, citation: for printed models and reports.
         options: law options (``k`` for bnsl, ``irreducible`` for Kaplan laws).
         shared_ref: ``((input, other), ...)``: centre ``input`` at ``other``'s reference
-            (``U`` at tokens', so that the law may compare U with D in centred log space).
+            (``U`` at tokens', so that the law may compare U with D in centred log space);
+            ``other = ""`` leaves ``input`` uncentred (``clark2022`` reads E - 1).
         check: ``check(runs)``, called before a fit: warns about runs the law reads
-            oddly (``muennighoff2023``: D/U < 1).
+            oddly (``muennighoff2023``: D/U < 1) or raises for runs it cannot read.
+        floors: ``((input, lowest, why), ...)``: the least value of an input the law is
+            defined at (``clark2022``: E >= 1), checked for targets (:meth:`check_inputs`).
+        noise: ``((site, prior), ...)``: default noise priors that replace the loss laws'
+            (``lr_opt``: an optimal learning rate read off a sweep scatters by ~10%).
+        response: ``(low, high, what)``: the range of the response (the loss column) for a
+            law of something else than a loss (``batch_opt``: batch sizes up to 1e12).
     """
 
     name: str
@@ -128,6 +135,9 @@ class Law:
     options: tuple[tuple[str, object], ...] = field(default_factory=tuple)
     shared_ref: tuple[tuple[str, str], ...] = ()
     check: Callable | None = None
+    floors: tuple[tuple[str, float, str], ...] = ()
+    noise: tuple[tuple[str, Prior], ...] = ()
+    response: tuple[float, float, str] = ()
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -160,6 +170,26 @@ class Law:
 
     def describe(self) -> str:
         return f"{self.name}: {self.formula}"
+
+    def check_inputs(self, values: Mapping[str, object], what: str = "to predict") -> None:
+        """One-line ``ValueError`` for an input below the law's floor (``E < 1``)."""
+        for name, lowest, why in self.floors:
+            if values.get(name) is None:
+                continue
+            v = np.atleast_1d(np.asarray(values[name], np.float64))
+            if np.any(v < lowest):
+                raise ValueError(
+                    f"law {self.name!r}: {name} must be >= {lowest:g} {what} ({why}) but got "
+                    f"{short_repr(v.tolist() if v.size > 1 else float(v[0]))}"
+                )
+
+
+def reference_scale(law: Law, log_ref: Mapping[str, float]) -> dict[str, float]:
+    """The reference (centring) scale of each input: the data's, then ``law.shared_ref``."""
+    out = dict(log_ref) if law_uses_reference(law) else dict.fromkeys(law.inputs, 0.0)
+    for name, other in law.shared_ref:
+        out[name] = out[other] if other else 0.0
+    return out
 
 
 # --------------------------------------------------------------------------- priors
@@ -708,7 +738,6 @@ def law_uses_reference(law: Law) -> bool:
     return dict(law.options).get("custom") is not True
 
 
-# laws over named inputs live in their own module, which imports the helpers above
-from .covariate import BUILDERS as _COVARIATE_BUILDERS  # noqa: E402
-
-_BUILDERS.update(_COVARIATE_BUILDERS)
+# laws over named inputs and of hyper-parameters live in their own modules, which import
+# the helpers above and add their BUILDERS to _BUILDERS (also when imported first)
+from . import covariate, hyper  # noqa: E402, F401

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..laws.core import DataSummary, Law, law_uses_reference
+from ..laws.core import DataSummary, Law, reference_scale
 from ..laws.priors import Prior
 from ..laws.specs import ModelSpec
 
@@ -425,12 +425,11 @@ def build_model(spec: ModelSpec, runs, discrepancy: bool = False) -> ScalingMode
         )
     values = {name: runs.input(name) for name in law.inputs}
     summary = DataSummary.from_arrays(runs.loss, values)
-    log_ref = dict(summary.log_ref) if law_uses_reference(law) else dict.fromkeys(law.inputs, 0.0)
-    for name, other in law.shared_ref:
-        log_ref[name] = log_ref[other]
+    log_ref = reference_scale(law, summary.log_ref)
     summary = DataSummary(summary.min_loss, summary.median_loss, summary.max_loss, log_ref)
     priors: dict[str, Prior] = law.default_priors(summary)
     priors.update(NOISE_PRIORS)
+    priors.update(dict(law.noise))  # a law of another response (lr_opt) has its own scale
     if spec.downstream:
         from ..laws.core import get_law
 

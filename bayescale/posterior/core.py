@@ -422,6 +422,7 @@ class Fit:
                     f"targets must have equal lengths but {k} has {len(v)} (others {size})"
                 )
             values[k] = np.broadcast_to(v, (size,)).astype(np.float64)
+        self.law.check_inputs(values)  # E >= 1 for clark2022
         codes = self._group_codes(group, size)
         return values, codes
 

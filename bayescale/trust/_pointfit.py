@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..laws.core import DataSummary, Law, law_uses_reference
+from ..laws.core import DataSummary, Law, reference_scale
 from ..laws.priors import Prior
 
 __all__ = ["PointFit", "point_fit"]
@@ -94,10 +94,12 @@ def _fit_group(law: Law, values, loss, bootstrap: int, rng) -> _GroupFit:
     from scipy.optimize import minimize
 
     summary = DataSummary.from_arrays(loss, values)
-    if not law_uses_reference(law):
-        summary = DataSummary(
-            summary.min_loss, summary.median_loss, summary.max_loss, dict.fromkeys(values, 0.0)
-        )
+    summary = DataSummary(
+        summary.min_loss,
+        summary.median_loss,
+        summary.max_loss,
+        {**summary.log_ref, **reference_scale(law, summary.log_ref)},
+    )
     priors = law.default_priors(summary)
     names = law.parameter_names
     bounds = []

@@ -112,6 +112,9 @@ def laws_markdown() -> str:
             text = ", ".join(f"`{k}` (default `{v!r}`)" for k, v in options)
             out.append(f"- **options:** {text}")
         out.append(f"- **citation:** {law.citation}")
+        if law.noise:  # a law of another response than loss (lr_opt) sets its own scale
+            text = ", ".join(f"`{k}` `{v!r}`" for k, v in law.noise)
+            out.append(f"- **noise priors (replace the table below's):** {text}")
         out += ["", "| sampled parameter | role | default prior | meaning |", "|---|---|---|---|"]
         for p in law.parameters:
             out.append(
