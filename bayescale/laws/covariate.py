@@ -41,7 +41,7 @@ import warnings
 
 import numpy as np
 
-from .core import (
+from .base import (
     Law,
     Parameter,
     _chinchilla_from_reported,

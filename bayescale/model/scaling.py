@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..laws.core import DataSummary, Law, law_uses_reference
+from ..laws.base import DataSummary, Law, law_uses_reference
 from ..laws.priors import Prior
 from ..laws.specs import ModelSpec
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..laws.core import DataSummary, Law, law_uses_reference
+from ..laws.base import DataSummary, Law, law_uses_reference
 from ..laws.priors import Prior
 
 __all__ = ["PointFit", "point_fit"]

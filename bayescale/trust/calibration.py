@@ -53,7 +53,8 @@ import numpy as np
 import pandas as pd
 
 from ..data.runs import _MAX_LOSS, _MIN_LOSS
-from ..laws.core import DataSummary, Law, get_law, law_uses_reference
+from ..laws.base import DataSummary, Law, law_uses_reference
+from ..laws.core import get_law
 from ..laws.priors import Prior, parse_prior
 from ..laws.simulate import HOFFMANN_2022
 
