@@ -167,7 +167,7 @@ def calibration_priors(
         >>> calibration_priors("chinchilla")["E"]
         Uniform(low=0, high=2.06...)
     """
-    from ..model.scaling import NOISE_PRIORS
+    from ..model.noise import NOISE_PRIORS
 
     law = get_law(law)
     truth = REFERENCE_TRUTH.get(law.name) if truth is None else truth
