@@ -5,7 +5,7 @@ import pytest
 
 import bayescale as bs
 from bayescale.laws import get_law, list_laws
-from bayescale.laws.core import _lae
+from bayescale.laws.base import _lae
 
 RNG = np.random.default_rng(0)
 N = np.geomspace(1e7, 1e11, 7)

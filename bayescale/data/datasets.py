@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayescale.data.runs import Runs, RunsError, RunsWarning, _did_you_mean, _rows_text, read_runs
+from bayescale._util import did_you_mean as _did_you_mean
+from bayescale.data._checks import _rows_text
+from bayescale.data.runs import Runs, RunsError, RunsWarning, read_runs
 
 __all__ = [
     "data_dir",

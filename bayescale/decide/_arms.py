@@ -109,7 +109,7 @@ class Arm:
         x = {
             k: np.asarray(log_values[k], np.float64) - log_ref.get(k, 0.0) for k in self.law.inputs
         }
-        # numpy in, numpy out (bayescale.laws.core._xp): no op-by-op JAX compiles
+        # numpy in, numpy out (bayescale.laws.base._xp): no op-by-op JAX compiles
         theta = {k: np.asarray(v, np.float64)[:, None] for k, v in theta.items()}
         return np.asarray(self.law.log_loss(theta, x), np.float64)
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.runs import Runs, read_runs
-from ..laws.core import Law
+from ..laws.base import Law
 from ..laws.priors import Prior
 from ..laws.specs import ModelSpec
 from ..model.scaling import ScalingModel, build_model, pad_size

@@ -19,7 +19,8 @@ import pandas as pd
 
 from .._jax import configure, device_name, select_device
 from ..data.runs import Runs, read_runs
-from ..laws.core import Law, get_law, list_laws
+from ..laws.base import Law
+from ..laws.core import get_law, list_laws
 from ..laws.priors import Prior
 from ..laws.specs import ModelSpec, load_model
 from ..model.drift import MAX_FOLD_RUNS

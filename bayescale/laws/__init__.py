@@ -3,11 +3,13 @@
 Layer 2: imports only :mod:`bayescale.data`.
 """
 
-from .core import (
+from .base import (
     INPUTS,
     DataSummary,
     Law,
     Parameter,
+)
+from .core import (
     custom_law,
     get_law,
     list_laws,

@@ -73,8 +73,7 @@ import warnings
 
 import numpy as np
 
-from .core import (
-    _BUILDERS,
+from .base import (
     DataSummary,
     Law,
     Parameter,
@@ -336,4 +335,3 @@ def clark2022(e_ref: float = 8.0) -> Law:
 
 
 BUILDERS = {"clark2022": clark2022, "muennighoff2023": muennighoff2023}
-_BUILDERS.update(BUILDERS)

@@ -45,7 +45,7 @@ import math
 
 import numpy as np
 
-from .core import _BUILDERS, INPUTS, DataSummary, Law, Parameter
+from .base import INPUTS, DataSummary, Law, Parameter
 from .priors import Prior
 
 __all__ = ["BUILDERS", "batch_opt", "lr_opt"]
@@ -108,4 +108,3 @@ def batch_opt(x: str = "compute") -> Law:
 
 
 BUILDERS = {"batch_opt": batch_opt, "lr_opt": lr_opt}
-_BUILDERS.update(BUILDERS)

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .core import Law, get_law
+from .base import Law
+from .core import get_law
 
 __all__ = ["HOFFMANN_2022", "simulate_ladder"]
 

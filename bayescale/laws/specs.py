@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._util import did_you_mean, short_repr
-from .core import Law, get_law
+from .base import Law
+from .core import get_law
 from .priors import Prior, parse_prior
 
 __all__ = ["LIKELIHOODS", "POOLINGS", "ModelSpec", "list_models", "load_model", "models_dir"]

@@ -10,9 +10,11 @@ from .drift import (
     log_ratio,
     log_scale,
 )
-from .scaling import (
+from .noise import (
     NOISE_PRIORS,
     STRUCTURED_PRIORS,
+)
+from .scaling import (
     ScalingModel,
     build_model,
     pad_size,

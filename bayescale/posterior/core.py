@@ -458,7 +458,7 @@ class Fit:
         """Noise-free log loss per draw and target: ``(chains*draws, targets)``.
 
         Evaluated with numpy (the built-in laws follow their inputs' array type, see
-        :func:`bayescale.laws.core._xp`); a custom law's own ``jax.numpy`` code takes numpy
+        :func:`bayescale.laws.base._xp`); a custom law's own ``jax.numpy`` code takes numpy
         arrays as well.
         """
         from .._jax import configure

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..laws.core import DataSummary, Law, reference_scale
+from ..laws.base import DataSummary, Law, reference_scale
 from ..laws.priors import Prior
 
 __all__ = ["PointFit", "point_fit"]

@@ -53,7 +53,8 @@ import numpy as np
 import pandas as pd
 
 from ..data.runs import _MAX_LOSS, _MIN_LOSS
-from ..laws.core import DataSummary, Law, get_law, law_uses_reference
+from ..laws.base import DataSummary, Law, law_uses_reference
+from ..laws.core import get_law
 from ..laws.priors import Prior, parse_prior
 from ..laws.simulate import HOFFMANN_2022
 
@@ -166,7 +167,7 @@ def calibration_priors(
         >>> calibration_priors("chinchilla")["E"]
         Uniform(low=0, high=2.06...)
     """
-    from ..model.scaling import NOISE_PRIORS
+    from ..model.noise import NOISE_PRIORS
 
     law = get_law(law)
     truth = REFERENCE_TRUTH.get(law.name) if truth is None else truth
