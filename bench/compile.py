@@ -57,23 +57,23 @@ def measure(repeats: int) -> dict[str, dict]:
     import jax
 
     import bayescale as bs
-    from bayescale.inference import sampler
+    from bayescale.inference import _nuts, _programs
     from bayescale.inference.fitting import model_arguments, resolve_spec
     from bayescale.model import build_model
 
     lowered = {}
-    plain_compile = sampler._Program.compile
+    plain_compile = _programs._Program.compile
 
     def keep(program):
         lowered[program.name] = (program.lowered, program.options)
         plain_compile(program)
 
-    sampler._Program.compile = keep
+    _programs._Program.compile = keep
     try:
         runs = bs.load_chinchilla()
         bs.fit(runs, SPEC, progress=False, seed=0, **SETTINGS)
     finally:
-        sampler._Program.compile = plain_compile
+        _programs._Program.compile = plain_compile
     out = {}
     for name in ("init", "advance", "finish"):
         low, base = lowered[name]
@@ -84,10 +84,10 @@ def measure(repeats: int) -> dict[str, dict]:
     key = jax.numpy.zeros(2, jax.numpy.uint32)
 
     def value_and_grad(z, data):
-        info, _, _ = sampler._setup(model.model, key, *data)
+        info, _, _ = _nuts._setup(model.model, key, *data)
         return jax.value_and_grad(info.potential_fn)(z)
 
-    z = jax.eval_shape(lambda: sampler._setup(model.model, key, *data)[0].param_info.z)
+    z = jax.eval_shape(lambda: _nuts._setup(model.model, key, *data)[0].param_info.z)
     low = jax.jit(value_and_grad).lower(jax.ShapeDtypeStruct(z.shape, z.dtype), data)
     out["value_and_grad"] = _timed(lambda r: low.compile(_options(None, r)), repeats)
     return out

@@ -76,17 +76,17 @@ def worker_floor(p: dict) -> dict:
     from jax import lax
     from jax.sharding import PartitionSpec as P
 
-    from bayescale.inference import sampler
+    from bayescale.inference import _nuts, _programs, sampler
     from bayescale.inference.fitting import model_arguments, resolve_spec
     from bayescale.model import build_model
 
     model = build_model(resolve_spec(SPEC), runs)
     data = model_arguments(model, runs)
-    layout = sampler._layout("parallel", 1, SETTINGS["chains"], sampler._host_devices("parallel"))
+    layout = _programs._layout("parallel", 1, SETTINGS["chains"], sampler._host_devices("parallel"))
     warmup, draws = SETTINGS["warmup"], SETTINGS["draws"]
 
     def chain(key, data):
-        info, _, _ = sampler._setup(model.model, key, *data)  # imports numpyro, as a fit does
+        info, _, _ = _nuts._setup(model.model, key, *data)  # imports numpyro, as a fit does
         value_and_grad = jax.value_and_grad(info.potential_fn)
         z0 = info.param_info.z
         dim = z0.size

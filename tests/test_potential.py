@@ -13,7 +13,7 @@ from conftest import two_arm_runs
 from jax.flatten_util import ravel_pytree
 
 import bayescale as bs
-from bayescale.inference import sampler
+from bayescale.inference import _nuts
 from bayescale.inference.fitting import model_arguments, resolve_spec
 from bayescale.laws.priors import Prior
 from bayescale.model import build_model
@@ -72,11 +72,11 @@ def _at_points(spec, runs, options, points, of=lambda potential: potential):
     key = jax.random.PRNGKey(0)
 
     def at(flat):
-        info, _, _ = sampler._setup(scaling_model.model, key, inputs, hyper, obs)
+        info, _, _ = _nuts._setup(scaling_model.model, key, inputs, hyper, obs)
         return of(info.potential_fn)(flat)  # the potential of one flat vector
 
     def dimension():
-        return sampler._setup(scaling_model.model, key, inputs, hyper, obs)[0].param_info.z
+        return _nuts._setup(scaling_model.model, key, inputs, hyper, obs)[0].param_info.z
 
     d = jax.eval_shape(dimension).shape[0]
     return jax.tree.map(np.asarray, jax.jit(jax.vmap(at))(jax.numpy.asarray(points[:, :d])))
@@ -97,7 +97,7 @@ def test_potential_differs_from_the_fully_normalised_one_by_a_constant(shared_da
 
 
 def _info(potential):
-    """The parts of ``sampler._setup``'s info that ``sampler._start`` reads: a 2-vector."""
+    """The parts of ``_nuts._setup``'s info that ``_nuts._start`` reads: a 2-vector."""
     from numpyro.infer.util import ParamInfo
 
     template = jax.numpy.array([0.25, -0.5])  # the feasible point
@@ -115,7 +115,7 @@ def test_start_is_the_best_candidate_with_its_own_potential_and_gradient():
         return jax.numpy.sum((x - jax.numpy.array([1.0, -1.5])) ** 2)
 
     key = jax.random.key_data(jax.random.PRNGKey(3))
-    start = sampler._start(_info(potential), key, 16)
+    start = _nuts._start(_info(potential), key, 16)
     cand = np.asarray(jax.random.uniform(key, (16, 2), minval=-2.0, maxval=2.0))
     best = cand[np.argmin([float(potential(c)) for c in cand])]
     np.testing.assert_array_equal(np.asarray(start.z), best)
@@ -132,7 +132,7 @@ def test_start_falls_back_to_the_feasible_point_when_no_candidate_is_finite():
         near = jax.numpy.all(jax.numpy.abs(x - jax.numpy.array([0.25, -0.5])) < 1e-3)
         return jax.numpy.where(near, jax.numpy.sum(x**2), jax.numpy.inf)
 
-    start = sampler._start(_info(potential), jax.random.key_data(jax.random.PRNGKey(0)), 16)
+    start = _nuts._start(_info(potential), jax.random.key_data(jax.random.PRNGKey(0)), 16)
     np.testing.assert_array_equal(np.asarray(start.z), [0.25, -0.5])
     np.testing.assert_allclose(float(start.potential_energy), 0.25**2 + 0.5**2, rtol=1e-12)
     np.testing.assert_allclose(np.asarray(start.z_grad), [0.5, -1.0])
@@ -148,7 +148,7 @@ def test_nuts_runs_on_one_flat_vector_in_numpyros_site_order(shared_data):
     for name, (spec, runs, options) in _cases(shared_data).items():
         scaling_model = build_model(spec, runs, **options)
         inputs, hyper, obs = model_arguments(scaling_model, runs)
-        info, _, _ = sampler._setup(scaling_model.model, jax.random.PRNGKey(0), inputs, hyper, obs)
+        info, _, _ = _nuts._setup(scaling_model.model, jax.random.PRNGKey(0), inputs, hyper, obs)
         ref = initialize_model(
             jax.random.PRNGKey(0), scaling_model.model, model_args=(inputs, hyper), model_kwargs=obs
         )

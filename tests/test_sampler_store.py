@@ -1,7 +1,7 @@
 """The compiled-program store: a new process loads exported NUTS programs instead of tracing.
 
 A "new process" is simulated in-process by emptying the sampler's in-memory program table;
-the store lives in a temporary BAYESCALE_CACHE_DIR. Counting calls of ``sampler._setup``
+the store lives in a temporary BAYESCALE_CACHE_DIR. Counting calls of ``_nuts._setup``
 (the numpyro model and NUTS kernels, traced by every program) shows whether anything was
 traced.
 """
@@ -11,7 +11,7 @@ import pytest
 from conftest import FAST, assert_same_posterior, saturating_power_case
 
 import bayescale as bs
-from bayescale.inference import sampler
+from bayescale.inference import _nuts, _program_store, _programs, sampler
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +26,8 @@ PROGRAMS = ("advance", "finish", "init")
 def store(tmp_path, monkeypatch):
     """An empty program store and an empty in-memory program table (a fresh process)."""
     monkeypatch.setenv("BAYESCALE_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(sampler, "_PROGRAMS", {})
-    monkeypatch.setattr(sampler, "_STATE_TREES", {})
+    monkeypatch.setattr(_programs, "_PROGRAMS", {})
+    monkeypatch.setattr(_programs, "_STATE_TREES", {})
     return tmp_path / "bayescale-programs"
 
 
@@ -35,13 +35,13 @@ def store(tmp_path, monkeypatch):
 def traces(monkeypatch):
     """How often the numpyro model and kernels were traced."""
     calls = []
-    real = sampler._setup
+    real = _nuts._setup
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sampler, "_setup", counting)
+    monkeypatch.setattr(_nuts, "_setup", counting)
     return calls
 
 
@@ -55,8 +55,8 @@ def _fit(runs, **kwargs):
 
 
 def _fresh_process(monkeypatch):
-    monkeypatch.setattr(sampler, "_PROGRAMS", {})
-    monkeypatch.setattr(sampler, "_STATE_TREES", {})
+    monkeypatch.setattr(_programs, "_PROGRAMS", {})
+    monkeypatch.setattr(_programs, "_STATE_TREES", {})
 
 
 def test_second_process_loads_the_programs_without_tracing(store, traces, monkeypatch):
@@ -108,14 +108,14 @@ def test_unreadable_program_is_traced_again_and_replaced(store, traces, monkeypa
 
 def test_program_names_change_with_the_package_source(monkeypatch):
     key = ("chinchilla", "settings")
-    monkeypatch.setattr(sampler, "_DIGEST", ["source-a"])
-    a = sampler._program_path("advance", key)
-    monkeypatch.setattr(sampler, "_DIGEST", ["source-b"])
-    b = sampler._program_path("advance", key)
+    monkeypatch.setattr(_program_store, "_DIGEST", ["source-a"])
+    a = _program_store._program_path("advance", key)
+    monkeypatch.setattr(_program_store, "_DIGEST", ["source-b"])
+    b = _program_store._program_path("advance", key)
     assert a is not None and b is not None and a != b
     assert a.parent == b.parent
-    monkeypatch.setattr(sampler, "_DIGEST", [])
-    assert sampler._source_digest() == sampler._source_digest() != "source-a"
+    monkeypatch.setattr(_program_store, "_DIGEST", [])
+    assert _program_store._source_digest() == _program_store._source_digest() != "source-a"
 
 
 def test_programs_are_exported_for_the_platform_they_run_on(store, monkeypatch):
@@ -134,8 +134,8 @@ def test_programs_are_exported_for_the_platform_they_run_on(store, monkeypatch):
     monkeypatch.setattr(jax.export, "export", recording)
     _fit(_runs(), device="cpu")
     assert len(asked) == len(PROGRAMS) and set(asked) == {("cpu",)}
-    assert {key[0] for key in sampler._PROGRAMS} == {"cpu"}
-    on_gpu = sampler._Program("advance", lambda x: x, ("gpu", "model"), None, (), False)
+    assert {key[0] for key in _programs._PROGRAMS} == {"cpu"}
+    on_gpu = _programs._Program("advance", lambda x: x, ("gpu", "model"), None, (), False)
     assert on_gpu.platforms is None  # the accelerator: jax.export's default backend
 
 
@@ -149,7 +149,7 @@ def test_custom_law_programs_are_never_written(store):
 
 def test_store_off_keeps_programs_in_memory(tmp_path, monkeypatch):
     monkeypatch.setenv("BAYESCALE_CACHE_DIR", "off")
-    assert sampler._program_path("init", ("anything",)) is None
+    assert _program_store._program_path("init", ("anything",)) is None
 
 
 def test_once_per_fit_programs_compile_light_and_fall_back(store, monkeypatch):
@@ -157,23 +157,23 @@ def test_once_per_fit_programs_compile_light_and_fall_back(store, monkeypatch):
     compiles them (as usual) and samples the same posterior (not the same bits: the
     optimised init rounds differently, so the chains start apart)."""
     seen = {}
-    real = sampler._Program.compile
+    real = _programs._Program.compile
 
     def recording(self):
         seen[self.name] = self.options
         return real(self)
 
-    monkeypatch.setattr(sampler._Program, "compile", recording)
+    monkeypatch.setattr(_programs._Program, "compile", recording)
     runs = _runs()
     light = _fit(runs)
     assert seen == {
-        "init": sampler._LIGHT_OPTIONS,
+        "init": _programs._LIGHT_OPTIONS,
         "advance": None,
-        "finish": sampler._LIGHT_OPTIONS,
+        "finish": _programs._LIGHT_OPTIONS,
     }
 
     _fresh_process(monkeypatch)
-    monkeypatch.setattr(sampler, "_LIGHT_OPTIONS", {"xla_no_such_option": 1})
+    monkeypatch.setattr(_programs, "_LIGHT_OPTIONS", {"xla_no_such_option": 1})
     refused = _fit(runs)  # loads the stored programs, compiles init/finish the usual way
     assert refused.diagnostics.ok
     assert seen["init"] == {"xla_no_such_option": 1}
@@ -189,7 +189,7 @@ def shaped(monkeypatch):
     real = sampler._prepare
 
     def checking(progs, keys, start, which, data):
-        avals = sampler._init_avals(keys, start, which, data)
+        avals = _programs._init_avals(keys, start, which, data)
         starter = progs.starter(start is not None)
         pairs.append((jax.eval_shape(starter.jitted, *avals), progs.init_shapes(avals)))
         return real(progs, keys, start, which, data)
@@ -223,7 +223,7 @@ def test_each_program_traces_the_potential_at_most_once(store, monkeypatch):
 
     traced = []
     program = ["shapes"]
-    real_lower, real_get = sampler._Program.lower, util.get_potential_fn
+    real_lower, real_get = _programs._Program.lower, util.get_potential_fn
 
     def lower(self, avals):
         program[0] = self.name
@@ -241,7 +241,7 @@ def test_each_program_traces_the_potential_at_most_once(store, monkeypatch):
 
         return counted, postprocess
 
-    monkeypatch.setattr(sampler._Program, "lower", lower)
+    monkeypatch.setattr(_programs._Program, "lower", lower)
     monkeypatch.setattr(util, "get_potential_fn", get_potential_fn)
     _fit(_runs())
     assert sorted(traced) == ["advance", "init"]

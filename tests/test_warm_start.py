@@ -5,7 +5,7 @@ import pytest
 from conftest import FAST, assert_same_posterior
 
 import bayescale as bs
-from bayescale.inference import sampler
+from bayescale.inference import _programs, _warmup
 
 pytestmark = pytest.mark.slow
 
@@ -89,16 +89,16 @@ def test_warm_refit_reuses_the_programs_and_keeps_the_metric(first, monkeypatch)
     """A warm start runs the last 200 iterations of the first fit's warm-up schedule in
     the same compiled ``advance`` and ``finish``; only its ``init`` is its own. Those 200
     iterations lie in numpyro's first, step-size-only window: the metric is not touched."""
-    monkeypatch.setattr(sampler, "_PROGRAMS", {})  # a fresh process (JAX's cache is warm)
-    monkeypatch.setattr(sampler, "_STATE_TREES", {})
+    monkeypatch.setattr(_programs, "_PROGRAMS", {})  # a fresh process (JAX's cache is warm)
+    monkeypatch.setattr(_programs, "_STATE_TREES", {})
     compiled = []
-    real = sampler._Program.compile
+    real = _programs._Program.compile
 
     def recording(self):
         compiled.append(self.name)
         return real(self)
 
-    monkeypatch.setattr(sampler._Program, "compile", recording)
+    monkeypatch.setattr(_programs._Program, "compile", recording)
     run = {"seed": 2, "progress": False, "drift": False, "extend": 0, **COLS, **FAST}
     again = bs.fit(bs.simulate_ladder(seed=0), "chinchilla", **run)
     assert sorted(compiled) == ["advance", "finish", "init"]
@@ -124,9 +124,9 @@ def test_warm_start_begins_after_the_first_adaptation_window(warmup, came_from):
     from numpyro.infer.hmc_util import build_adaptation_schedule
 
     start = {} if came_from is None else {"schedule": np.full(4, came_from)}
-    length = sampler._schedule(warmup, start)
+    length = _warmup._schedule(warmup, start)
     assert length - warmup > build_adaptation_schedule(length)[0].end
-    expected = came_from or sampler.SHARED_WARMUP
-    if warmup + sampler.FIRST_WINDOW <= expected:
+    expected = came_from or _warmup.SHARED_WARMUP
+    if warmup + _warmup.FIRST_WINDOW <= expected:
         assert length == expected  # the programs of the schedule it came from
-    assert sampler._schedule(warmup, None) == warmup  # a cold start: its own schedule
+    assert _warmup._schedule(warmup, None) == warmup  # a cold start: its own schedule

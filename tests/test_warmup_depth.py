@@ -1,6 +1,6 @@
 """Warm-up tree depths: capped in numpyro's first window only, set per iteration.
 
-bayescale hands numpyro's NUTS a traced warm-up depth (``sampler._TreeDepths``), which
+bayescale hands numpyro's NUTS a traced warm-up depth (``_warmup._TreeDepths``), which
 relies on how numpyro reads its ``max_tree_depth`` pair; these tests fail if that changes.
 """
 
@@ -11,7 +11,7 @@ import pytest
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import ParamInfo
 
-from bayescale.inference import sampler
+from bayescale.inference import _warmup
 
 
 def _steps_per_iteration(first_window: int, capped: int, later: int, draws_depth: int):
@@ -31,7 +31,7 @@ def _steps_per_iteration(first_window: int, capped: int, later: int, draws_depth
             step_size=1e-4,
             adapt_step_size=False,
             adapt_mass_matrix=False,
-            max_tree_depth=sampler._TreeDepths((depth, draws_depth)),
+            max_tree_depth=_warmup._TreeDepths((depth, draws_depth)),
             rng_key=jax.random.PRNGKey(0),
         )
 
@@ -56,11 +56,11 @@ def test_the_warm_up_depth_follows_the_iteration_and_the_draws_keep_theirs():
 
 
 def test_tree_depths_iterate_as_the_draws_depth_alone():
-    depths = sampler._TreeDepths((6, 10))
+    depths = _warmup._TreeDepths((6, 10))
     assert (depths[0], depths[1], max(depths)) == (6, 10, 10)
 
 
 @pytest.mark.parametrize(("warmup", "capped"), [(1000, 75), (500, 75), (100, 15), (10, 10)])
 def test_first_window_is_numpyros_initial_buffer(warmup, capped):
-    assert sampler._capped_until(warmup) == capped
-    assert sampler.FIRST_WINDOW_TREE_DEPTH < sampler.WARMUP_TREE_DEPTH
+    assert _warmup._capped_until(warmup) == capped
+    assert _warmup.FIRST_WINDOW_TREE_DEPTH < _warmup.WARMUP_TREE_DEPTH
