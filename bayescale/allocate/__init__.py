@@ -7,6 +7,10 @@ from .constrained import (
     ConstrainedAllocation,
     constrained_optimal,
 )
+from .flops import (
+    FlopRule,
+    flop_rule,
+)
 from .isoflop import (
     ParabolaBaseline,
     exponent_table,
@@ -16,15 +20,17 @@ from .isoflop import (
 )
 from .optimal import (
     Allocation,
-    FlopRule,
-    Overtraining,
     ScalingExponents,
     compute_optimal,
-    flop_rule,
     frontier,
-    optimal_log_params,
-    overtraining,
     scaling_exponents,
+)
+from .optimum import (
+    optimal_log_params,
+)
+from .overtrained import (
+    Overtraining,
+    overtraining,
 )
 
 __all__ = [

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._util import check_prob
-from .optimal import Allocation, _budgets, _scalar_or_list, _stats, _theta
+from .optimal import Allocation, _scalar_or_list, _stats
+from .optimum import _budgets, _theta
 
 __all__ = ["ConstrainedAllocation", "constrained_optimal"]
 

@@ -120,7 +120,7 @@ class Arm:
 
     def frontier_log_params(self, compute: np.ndarray) -> np.ndarray:
         """``log N_opt`` per draw and budget, ``(S, M)``, via :mod:`bayescale.allocate`."""
-        from ..allocate.optimal import optimal_log_params
+        from ..allocate.optimum import optimal_log_params
 
         if self.at or set(self.law.inputs) - {"params", "tokens", "compute"}:
             from ..allocate.constrained import constrained_optimal  # named inputs held at self.at
