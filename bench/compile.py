@@ -58,7 +58,8 @@ def measure(repeats: int) -> dict[str, dict]:
 
     import bayescale as bs
     from bayescale.inference import _nuts, _programs
-    from bayescale.inference.fitting import model_arguments, resolve_spec
+    from bayescale.inference.fitting import resolve_spec
+    from bayescale.inference.sampling import model_arguments
     from bayescale.model import build_model
 
     lowered = {}

@@ -77,7 +77,8 @@ def worker_floor(p: dict) -> dict:
     from jax.sharding import PartitionSpec as P
 
     from bayescale.inference import _nuts, _programs, sampler
-    from bayescale.inference.fitting import model_arguments, resolve_spec
+    from bayescale.inference.fitting import resolve_spec
+    from bayescale.inference.sampling import model_arguments
     from bayescale.model import build_model
 
     model = build_model(resolve_spec(SPEC), runs)

@@ -320,4 +320,4 @@ def test_fit_many_defaults_to_fits_target_accept(ladders, monkeypatch):
     assert seen == [
         0.95,
         0.97,
-    ]  # fit()'s defaults (bayescale.inference.fitting.default_target_accept)
+    ]  # fit()'s defaults (bayescale.inference.sampling.default_target_accept)

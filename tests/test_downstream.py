@@ -17,7 +17,7 @@ from conftest import FAST
 
 import bayescale as bs
 from bayescale.cli import main
-from bayescale.inference.fitting import model_arguments
+from bayescale.inference.sampling import model_arguments
 from bayescale.laws.simulate import HOFFMANN_2022
 from bayescale.model import build_model
 

@@ -70,7 +70,7 @@ def test_large_tables_adapt_an_unshrunk_metric(monkeypatch):
     # padded beyond REGULARIZE_MAX_ROWS adapt without it, smaller ones as before
     import importlib
 
-    fit_module = importlib.import_module("bayescale.inference.fitting")
+    fit_module = importlib.import_module("bayescale.inference.sampling")
     seen = []
     real = sampler.run_chains
 
@@ -81,7 +81,10 @@ def test_large_tables_adapt_an_unshrunk_metric(monkeypatch):
     monkeypatch.setattr(sampler, "run_chains", recording)
     runs = _runs()
     bs.fit(runs, "chinchilla", **SMALL)
-    model = fit_module.build_model(fit_module.resolve_spec("chinchilla"), runs)
+    from bayescale.inference.fitting import resolve_spec
+    from bayescale.model import build_model
+
+    model = build_model(resolve_spec("chinchilla"), runs)
     settings = dict(chains=2, draws=20, warmup=20, seed=0, device=None)
     fit_module.sample(model, runs, size=fit_module.REGULARIZE_MAX_ROWS * 2, **settings)
     assert seen == [(32, True), (2048, False)]

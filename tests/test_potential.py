@@ -14,7 +14,8 @@ from jax.flatten_util import ravel_pytree
 
 import bayescale as bs
 from bayescale.inference import _nuts
-from bayescale.inference.fitting import model_arguments, resolve_spec
+from bayescale.inference.fitting import resolve_spec
+from bayescale.inference.sampling import model_arguments
 from bayescale.laws.priors import Prior
 from bayescale.model import build_model
 

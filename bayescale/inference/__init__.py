@@ -9,11 +9,13 @@ from .batch import (
 from .fitting import (
     fit,
     resolve_spec,
-    sample,
 )
 from .sampler import (
     run_chains,
     run_many,
+)
+from .sampling import (
+    sample,
 )
 
 __all__ = [

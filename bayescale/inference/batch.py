@@ -36,12 +36,12 @@ from ..laws.priors import Prior
 from ..laws.specs import ModelSpec
 from ..model.scaling import ScalingModel, build_model, pad_size
 from ..posterior.core import Fit, FitWarning
-from .fitting import (
+from .fitting import resolve_spec
+from .sampling import (
     _warm_start,
     as_draws,
     default_target_accept,
     model_arguments,
-    resolve_spec,
     run_info,
 )
 
