@@ -15,7 +15,9 @@ from bayescale.trust.corpus import CI_STUDIES, format_table, pooled, run_corpus,
 
 def test_every_study_has_a_unique_name_and_the_ci_subset_exists(shared_data):
     names = [s.name for s in studies(shared_data)]
-    assert len(names) == len(set(names)) == 44
+    # 15 + 15 Porian setups, epoch, 3 + 3 Gadre, 2 xLSTM, 2 Muennighoff, 4 Clark routers
+    assert len(names) == len(set(names)) == 45
+    assert {"muennighoff", "muennighoff-dc"} <= set(names)
     assert set(CI_STUDIES) <= set(names)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import math
 
-from ..laws import INPUTS
 from .app import CliError, _add_at, _add_json, _emit, _load, _pairs, _positive_float, _prob
 
 __all__ = ["register"]
@@ -175,6 +174,8 @@ def cmd_next(args) -> int:
         at=at,
     )
     payload = result.to_dict()
+    from ..laws.base import INPUTS  # here, not at import: --help and --version stay light
+
     named = [k for k in result.candidates.columns if k in set(fit.law.inputs) - set(INPUTS)]
     columns = ["params", "tokens", *named, "group", "cost", "evsi", "evsi_per_flop"]
     table = result.candidates[[*columns, "pareto_k", "reliable"]]
