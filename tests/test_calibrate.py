@@ -13,15 +13,13 @@ import bayescale as bs
 from bayescale.cli import main
 from bayescale.laws.simulate import HOFFMANN_2022
 from bayescale.posterior.model_check import ModelCheckWarning
-from bayescale.trust.calibration import (
+from bayescale.trust.calibration import calibrate
+from bayescale.trust.calibration_design import (
     CALIBRATION_NOISE,
-    Calibration,
-    binomial_band,
-    calibrate,
     calibration_priors,
-    plot_ranks,
     simulate_design,
 )
+from bayescale.trust.calibration_result import Calibration, binomial_band, plot_ranks
 
 #: 40 replicates per law fit the test budget; the 99% binomial band for 95% intervals is
 #: then [0.85, 1], for 80% [0.625, 0.95] and for 50% [0.3, 0.7].

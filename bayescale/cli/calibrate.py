@@ -28,7 +28,8 @@ def cmd_calibrate(args) -> int:
     """Run SBC (or the misspecification study) and print/write the coverage table."""
     from pathlib import Path
 
-    from ..trust.calibration import calibrate, misspecification
+    from ..trust.calibration import calibrate
+    from ..trust.misspecified import misspecification
 
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and any(out.iterdir()) and not args.force:

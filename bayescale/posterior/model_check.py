@@ -17,7 +17,7 @@ on ladders of a few dozen runs the smallest and largest runs often exceed it und
 correct law (in our simulations half of well-specified 16-run ladders had one), so k flags
 influence and outliers, not misfit.
 
-Limits, measured in :func:`bayescale.trust.calibration.misspecification`: a slope that *flattens*
+Limits, measured in :func:`bayescale.trust.misspecification`: a slope that *flattens*
 inside the data is absorbed by the irreducible loss ``E`` and no in-sample check can see it;
 nor can any check see a break beyond the data. That is what ``fit(..., discrepancy=True)``
 is for.

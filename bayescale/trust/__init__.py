@@ -8,17 +8,20 @@ from .backtesting import (
     backtest,
 )
 from .calibration import (
+    calibrate,
+)
+from .calibration_design import (
     CALIBRATION_NOISE,
-    LEVELS,
     REFERENCE_TRUTH,
+    calibration_priors,
+    simulate_design,
+)
+from .calibration_result import (
+    LEVELS,
     Calibration,
     binomial_band,
-    calibrate,
-    calibration_priors,
-    misspecification,
     plot_rank_grid,
     plot_ranks,
-    simulate_design,
 )
 from .corpus import (
     CI_STUDIES,
@@ -26,6 +29,9 @@ from .corpus import (
     pooled,
     run_corpus,
     studies,
+)
+from .misspecified import (
+    misspecification,
 )
 from .validate import (
     Validation,
