@@ -337,12 +337,12 @@ def test_format_1_files_still_load(saved):
 
 
 def test_log_likelihood_is_stored_only_when_small(tiny_fit, tmp_path, monkeypatch):
-    import bayescale.posterior.core as posterior
+    import bayescale.posterior._datatree as datatree
 
     small = tiny_fit.to_datatree()
     expected = tiny_fit.log_likelihood()
     np.testing.assert_allclose(small["log_likelihood"]["log_loss"].values, expected)
-    monkeypatch.setattr(posterior, "LOGLIK_MAX_VALUES", expected.size - 1)
+    monkeypatch.setattr(datatree, "LOGLIK_MAX_VALUES", expected.size - 1)
     big = tiny_fit.to_datatree()
     assert "log_likelihood" not in big.children
     assert "Fit.log_likelihood()" in json.loads(big.attrs["bayescale"])["log_likelihood"]

@@ -4,10 +4,8 @@ Layer 4: imports data, laws and model; never the sampler.
 """
 
 from .core import (
-    Diagnostics,
     Fit,
     FitWarning,
-    Prediction,
     check_prob,
     load_fit,
 )
@@ -22,6 +20,7 @@ from .model_check import (
     ModelCheckWarning,
     check_fit,
 )
+from .results import Diagnostics, Prediction
 from .tables import (
     FORMATS,
     compare_table,
