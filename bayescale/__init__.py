@@ -140,7 +140,7 @@ def __dir__() -> list[str]:
 MOVED = {
     "backtest": "trust.backtesting",
     "batch": "inference.batch",
-    "calibrate": "trust.calibration",
+    "calibrate": "trust",  # its public names now span four modules of the trust layer
     "constrained": "allocate.constrained",
     "corpus": "trust.corpus",
     "datasets": "data.datasets",

@@ -196,3 +196,17 @@ def test_a_fit_file_written_before_the_layout_still_loads():
         assert row["lower"] < HOFFMANN_2022[name] < row["upper"], (name, row)
     pred = old.predict(params=1e9, tokens=2e10)
     assert pred.lower[0] < pred.median[0] < pred.upper[0]
+
+
+def test_an_old_path_keeps_every_name_it_exported():
+    """bayescale.calibrate's names were split over four modules: the old path is the layer."""
+    sys.modules.pop("bayescale.calibrate", None)
+    with pytest.warns(DeprecationWarning, match=r"bayescale\.calibrate moved to bayescale\.trust"):
+        from bayescale.calibrate import (  # noqa: F401
+            REFERENCE_TRUTH,
+            binomial_band,
+            calibrate,
+            misspecification,
+            plot_rank_grid,
+            plot_ranks,
+        )
