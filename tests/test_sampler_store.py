@@ -245,3 +245,25 @@ def test_each_program_traces_the_potential_at_most_once(store, monkeypatch):
     monkeypatch.setattr(util, "get_potential_fn", get_potential_fn)
     _fit(_runs())
     assert sorted(traced) == ["advance", "init"]
+
+
+def test_programs_compile_and_load_in_the_calling_thread(store, monkeypatch):
+    """Cold (compiled) and warm (loaded from the store and JAX's cache) programs compile
+    in the thread that called fit: XLA's deserialization of a cache hit in a worker
+    thread crashed a test process (SIGSEGV)."""
+    import threading
+
+    where = []
+    real = _programs._Program.compile
+
+    def recording(self):
+        where.append((self.name, threading.current_thread() is threading.main_thread()))
+        return real(self)
+
+    monkeypatch.setattr(_programs._Program, "compile", recording)
+    runs = _runs()
+    _fit(runs)
+    _fresh_process(monkeypatch)
+    _fit(runs)  # loads the stored programs; JAX's cache has their executables
+    assert sorted(name for name, _ in where) == sorted(PROGRAMS * 2)
+    assert all(main for _, main in where), where

@@ -2,7 +2,7 @@
 
 :func:`_programs` builds them per model structure, settings, device layout and argument
 shapes (kept in memory for the process); :func:`_prepare` lowers them, ``advance``
-first, and compiles each in a thread of its own; :class:`_Program` loads each one from,
+first, and compiles each as soon as it is lowered; :class:`_Program` loads each one from,
 or exports it to, the on-disk store (:mod:`bayescale.inference._program_store`).
 """
 
@@ -218,7 +218,7 @@ class _Program:
     :meth:`lower` gets the program ready for arguments shaped like ``avals`` (loading the
     exported program, or tracing and exporting it) and :meth:`compile` compiles it (or
     loads it from JAX's persistent cache); :func:`_prepare` compiles the three programs
-    of a run in parallel threads (XLA compiles outside the GIL).
+    of a run one after the other, in the calling thread.
     """
 
     def __init__(self, name, fn, key, shard, job_axes, persist, light=False):
@@ -314,8 +314,8 @@ def _init_avals(keys, start, which, data) -> tuple:
 
 
 def _prepare(progs: _Programs, keys, start, which, data) -> None:
-    """Lower the programs not compiled yet, ``advance`` first; each compiles in a thread
-    of its own from the moment it is lowered."""
+    """Lower the programs not compiled yet, ``advance`` first; each compiles as soon as
+    it is lowered."""
     import jax
 
     def plain(info):
@@ -332,32 +332,27 @@ def _prepare(progs: _Programs, keys, start, which, data) -> None:
         # loaded before the trace starts, or a module-level jax.numpy constant of its
         # would be created inside the trace and kept as a leaked tracer
         import numpyro.infer  # noqa: F401
-    from concurrent.futures import ThreadPoolExecutor
 
-    # advance, the longest compile (~3 s of XLA on a cold cache), is lowered first, from
-    # init's output shapes traced without the potential (~0.1 s), and each program
-    # compiles in its own thread as soon as it is lowered: XLA compiles outside the GIL,
-    # so init is traced while advance compiles; before, advance waited for init's trace.
-    # A stored init gives those shapes without any trace (a new process: nothing traced).
+    # Each program compiles (or loads from JAX's persistent cache) in the calling thread,
+    # never a worker: XLA's deserialize_executable of a cache hit in a worker thread can
+    # crash the process (SIGSEGV, seen in CI), and compiling in threads saves nothing
+    # measurable (a cold 4-chain fit, 2 cores: 6.2-8.5 s either way). advance is lowered
+    # from init's output shapes traced without the potential (~0.1 s); a stored init
+    # gives those shapes without any trace (a new process: nothing traced).
+    def lower(program, avals):
+        out = program.lower(avals)
+        program.compile()
+        return out
+
     shaped = [p for p in (progs.advance, progs.finish) if p.compiled is None]
-    with ThreadPoolExecutor(3) as pool:
-        compiling = []
-
-        def lower(program, avals):
-            out = program.lower(avals)
-            compiling.append(pool.submit(program.compile))
-            return out
-
-        shapes = None
-        if starter.compiled is None and (not shaped or starter.stored()):
-            shapes = lower(starter, init_avals)
-        if shaped:
-            leaves, buffers = plain(shapes or progs.init_shapes(init_avals))
-            if progs.advance.compiled is None:
-                lower(progs.advance, (leaves, buffers, which_aval, zero, zero, data_avals))
-            if starter.compiled is None and shapes is None:
-                lower(starter, init_avals)
-            if progs.finish.compiled is None:
-                lower(progs.finish, (buffers[0], leaves, which_aval, zero, zero, data_avals))
-        for future in compiling:
-            future.result()
+    shapes = None
+    if starter.compiled is None and (not shaped or starter.stored()):
+        shapes = lower(starter, init_avals)
+    if shaped:
+        leaves, buffers = plain(shapes or progs.init_shapes(init_avals))
+        if progs.advance.compiled is None:
+            lower(progs.advance, (leaves, buffers, which_aval, zero, zero, data_avals))
+        if starter.compiled is None and shapes is None:
+            lower(starter, init_avals)
+        if progs.finish.compiled is None:
+            lower(progs.finish, (buffers[0], leaves, which_aval, zero, zero, data_avals))

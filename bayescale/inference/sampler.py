@@ -12,10 +12,9 @@ iterations ``i0 .. i1`` for every chain, writing draws into fixed buffers) and `
 * each program is exported (:mod:`jax.export`) and its serialized StableHLO stored next to
   JAX's persistent compilation cache: a new process loads it instead of tracing numpyro's
   NUTS (~1.5 s) and lowering it (~0.8 s), and JAX's cache then skips the XLA compile;
-* each program compiles (or loads from JAX's cache) in its own thread as soon as it is
-  lowered; ``advance``, the longest compile, is lowered first from ``init``'s output
-  shapes (traced without the potential), so on a cold cache ``init`` is traced while
-  ``advance`` compiles (245-point Student-t posterior, 2 cores: ~1.6 s and ~3 s of XLA);
+* each program compiles (or loads from JAX's cache) in the calling thread as soon as it
+  is lowered (a cache hit deserialized in a worker thread can crash XLA); ``advance`` is
+  lowered first from ``init``'s output shapes (traced without the potential);
   ``init`` and ``finish``, which run once per fit, compile without LLVM optimisation;
 * the progress bar is fed between calls of ``advance`` (20 calls per run instead of one),
   not by a host callback inside the program, which could not be exported; a large table's
