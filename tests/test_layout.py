@@ -138,7 +138,6 @@ def test_the_layer_check_catches_an_upward_import(tmp_path, monkeypatch):
     assert layer_of(found[0][1]) == "inference" and layer_of("bayescale.model.bad") == "model"
 
 
-@pytest.mark.xfail(strict=True, reason="3 modules still over 500 lines (issue 27)")
 def test_no_module_is_over_500_lines():
     sizes = {
         str(p.relative_to(ROOT)): len(p.read_text().splitlines())

@@ -25,8 +25,9 @@ from .allocate import (
     plot_overtraining,
     plot_tokens_per_param,
 )
+from .checks import plot_ppc, plot_residuals
 from .decide import plot_crossover, plot_frontiers, plot_p_best
-from .fit import find_ladders, plot_fit, plot_ppc, plot_residuals
+from .fit import find_ladders, plot_fit
 from .posterior import plot_pair, plot_prior_posterior, plot_rank, plot_trace
 from .style import format_count, format_flops, group_colors
 
