@@ -42,12 +42,12 @@ def test_the_ci_studies_meet_the_corpus_targets(shared_data):
 
 @pytest.mark.slow
 def test_the_corpus_table_pools_and_prints_without_the_baseline(shared_data):
-    table = run_corpus(names=["gadre-paper/rw"], path=str(shared_data), baseline=False)
+    table = run_corpus(names=["gadre-paper/rpj"], path=str(shared_data), baseline=False)
     summary = pooled(table)
     assert summary["n"] == 1 and summary["studies"] == 1
     assert summary["baseline_median_rel_error"] is None
     assert summary["studies_worse_than_baseline"] is None
     text = format_table(table, summary)
-    assert "| gadre-paper/rw | gadre2024 | 1 |" in text
+    assert "| gadre-paper/rpj | gadre2024 | 1 |" in text
     assert "(point fit: -%, its 95% coverage -%)" in text
     assert "studies less accurate than the point fit: -;" in text

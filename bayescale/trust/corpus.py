@@ -361,6 +361,14 @@ def _progress_line(row: dict) -> str:
     )
 
 
+def _mean(values) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
+def _median(values) -> float | None:
+    return float(np.median(values)) if len(values) else None
+
+
 def pooled(table: pd.DataFrame) -> dict:
     """Pooled scores over the studies' held-out runs (each run counts once).
 
@@ -369,10 +377,8 @@ def pooled(table: pd.DataFrame) -> dict:
     """
     backtests = table.attrs.get("backtests", {})
     runs = pd.concat([bt.scored().assign(study=name) for name, bt in backtests.items()])
-    out = {
-        f"coverage_{100 * q:g}": float(runs[f"covered_{100 * q:g}"].mean())
-        for q in (0.5, 0.8, 0.95)
-    }
+    # a study whose folds all failed their diagnostics scores no run: its scores are None
+    out = {f"coverage_{100 * q:g}": _mean(runs[f"covered_{100 * q:g}"]) for q in (0.5, 0.8, 0.95)}
     has_base = "baseline_median" in runs and runs["baseline_median"].notna().any()
     base = runs.dropna(subset=["baseline_median"]) if has_base else None
     if has_base:
@@ -384,9 +390,9 @@ def pooled(table: pd.DataFrame) -> dict:
         {
             "n": len(runs),
             "studies": len(table),
-            "median_rel_error": float(np.median(runs["rel_error"])),
-            "baseline_median_rel_error": float(np.median(base_error)) if has_base else None,
-            "baseline_coverage_95": float(base_covered.mean()) if has_base else None,
+            "median_rel_error": _median(runs["rel_error"]),
+            "baseline_median_rel_error": _median(base_error) if has_base else None,
+            "baseline_coverage_95": _mean(base_covered) if has_base else None,
             "min_study_coverage_95": float(table["coverage_95"].min()),
             "studies_sharpness_over_3": int((table["sharpness"] > 3).sum()),
             "studies_worse_than_baseline": (
