@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # what static tools (type checkers, the API docs) see
         simulate_ladder,
     )
     from .posterior import Diagnostics, Fit, FitWarning, Prediction, load_fit
-    from .settings import fast_mode, sampler_settings
+    from .settings import SamplerOptions, fast_mode, sampler_settings
 
 _EXPORTS = {
     "Diagnostics": "posterior",
@@ -58,6 +58,7 @@ _EXPORTS = {
     "Runs": "data",
     "RunsError": "data",
     "RunsWarning": "data",
+    "SamplerOptions": "settings",
     "custom_law": "laws",
     "fast_mode": "settings",
     "fit": "inference",
@@ -90,6 +91,7 @@ __all__ = [
     "Runs",
     "RunsError",
     "RunsWarning",
+    "SamplerOptions",
     "custom_law",
     "fast_mode",
     "fit",

@@ -72,7 +72,7 @@ def measure(repeats: int) -> dict[str, dict]:
     _programs._Program.compile = keep
     try:
         runs = bs.load_chinchilla()
-        bs.fit(runs, SPEC, progress=False, seed=0, **SETTINGS)
+        bs.fit(runs, SPEC, seed=0, sampler=bs.SamplerOptions(progress=False, **SETTINGS))
     finally:
         _programs._Program.compile = plain_compile
     out = {}

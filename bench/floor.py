@@ -56,7 +56,7 @@ def worker_bayescale(p: dict) -> dict:
     started = time.perf_counter()
     bs, runs, imports = _imports_and_data(started)
     t0 = time.perf_counter()
-    fit = bs.fit(runs, SPEC, progress=False, seed=0, **SETTINGS)
+    fit = bs.fit(runs, SPEC, seed=0, sampler=bs.SamplerOptions(progress=False, **SETTINGS))
     return {
         "imports": imports,
         # the sampler's trace, compiles and sampling (init, advance, finish)

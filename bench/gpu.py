@@ -76,13 +76,22 @@ def worker(p: dict) -> dict:
             # the bootstrap workflow: fit the data, then start every resample where its
             # chains ended (200 warm-up iterations adapt the step size); counted in 1st
             t = time.perf_counter()
-            start = bs.fit(runs, SPEC, seed=10_000, device=device, progress=False, **settings)
+            start = bs.fit(
+                runs,
+                SPEC,
+                seed=10_000,
+                sampler=bs.SamplerOptions(progress=False, device=device, **settings),
+            )
             start_seconds = time.perf_counter() - t
             settings = {k: v for k, v in settings.items() if k != "warmup"}
         for call, seed in enumerate((0, n)[: p.get("calls", 2)]):
             t = time.perf_counter()
             fits = bs.fit_many(
-                datasets, SPEC, seed=seed, device=device, warm_start=start, **settings
+                datasets,
+                SPEC,
+                seed=seed,
+                warm_start=start,
+                sampler=bs.SamplerOptions(device=device, **settings),
             )
             seconds = time.perf_counter() - t + (start_seconds if call == 0 and start else 0)
             calls.append(
@@ -106,10 +115,8 @@ def worker(p: dict) -> dict:
                 datasets[i % n],
                 SPEC,
                 seed=i,
-                device=device,
-                progress=False,
                 warm_start=start,
-                **settings,
+                sampler=bs.SamplerOptions(device=device, progress=False, **settings),
             )
             sequential.append(time.perf_counter() - t)
     import jax

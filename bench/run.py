@@ -103,7 +103,7 @@ def worker_bayescale(p: dict) -> dict:
     compiles = _compile_listener()
     runs = bs.load_chinchilla()
     t_load = time.perf_counter()
-    result = bs.fit(runs, SPEC, progress=False, seed=0, **p["settings"])
+    result = bs.fit(runs, SPEC, seed=0, sampler=bs.SamplerOptions(progress=False, **p["settings"]))
     t_fit = time.perf_counter()
     out = {
         "phases": {
@@ -131,20 +131,34 @@ def worker_bayescale(p: dict) -> dict:
         rng = np.random.default_rng(1)
         resample = runs.select(rng.integers(0, runs.n_runs, runs.n_runs))
         t_refits = t0 = time.perf_counter()
-        again = bs.fit(resample, SPEC, progress=False, seed=1, **p["settings"])
+        again = bs.fit(
+            resample, SPEC, seed=1, sampler=bs.SamplerOptions(progress=False, **p["settings"])
+        )
         out["refit_seconds"] = time.perf_counter() - t0
         out["refit_sample_seconds"] = again.info["seconds"]
         out["refit_ok"] = bool(again.diagnostics.ok)
         # the same refit warm-started from the first fit: chains resume where it ended,
         # with its mass matrix; 200 warm-up iterations adapt the step size
         settings = {k: v for k, v in p["settings"].items() if k != "warmup"}
-        warm = bs.fit(resample, SPEC, progress=False, seed=1, warm_start=result, **settings)
+        warm = bs.fit(
+            resample,
+            SPEC,
+            seed=1,
+            warm_start=result,
+            sampler=bs.SamplerOptions(progress=False, **settings),
+        )
         out["refit_warm_start_ok"] = bool(warm.diagnostics.ok)
         out["refit_warm_start_min_ess"] = float(warm.diagnostics.min_ess_bulk)
         out["refit_warm_start_max_r_hat"] = float(warm.diagnostics.max_r_hat)
         # that one compiled the warm-start programs: the time is a second one's
         t0 = time.perf_counter()
-        timed = bs.fit(resample, SPEC, progress=False, seed=2, warm_start=result, **settings)
+        timed = bs.fit(
+            resample,
+            SPEC,
+            seed=2,
+            warm_start=result,
+            sampler=bs.SamplerOptions(progress=False, **settings),
+        )
         out["refit_warm_start_seconds"] = time.perf_counter() - t0
         out["refit_warm_start_sample_seconds"] = timed.info["seconds"]
         out["refit_total_seconds"] = time.perf_counter() - t_refits
@@ -375,13 +389,23 @@ def worker_batch(p: dict) -> dict:
         if p["mode"].endswith("_warm"):
             # the bootstrap workflow: fit the data, then warm-start every resample from
             # that fit (200 warm-up iterations adapting the step size); its time counts
-            start = bs.fit(runs, spec, seed=10_000, progress=False, **settings)
+            start = bs.fit(
+                runs, spec, seed=10_000, sampler=bs.SamplerOptions(progress=False, **settings)
+            )
             settings.pop("warmup")
         if p["mode"].startswith("many"):
-            fits = bs.fit_many(datasets, spec, seed=0, warm_start=start, **settings)
+            fits = bs.fit_many(
+                datasets, spec, seed=0, warm_start=start, sampler=bs.SamplerOptions(**settings)
+            )
         else:
             fits = [
-                bs.fit(d, spec, seed=i, progress=False, warm_start=start, **settings)
+                bs.fit(
+                    d,
+                    spec,
+                    seed=i,
+                    warm_start=start,
+                    sampler=bs.SamplerOptions(progress=False, **settings),
+                )
                 for i, d in enumerate(datasets)
             ]
     seconds = time.perf_counter() - t0

@@ -41,9 +41,10 @@ def main(mode: str, out: Path) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.FitWarning)
         for device in ("gpu", "cpu") if mode == "full" else ("gpu",):
-            fit = bs.fit(runs, SPEC, seed=3, progress=False, device=device, **SETTINGS)
+            options = bs.SamplerOptions(device=device, progress=False, **SETTINGS)
+            fit = bs.fit(runs, SPEC, seed=3, sampler=options)
             fit.to_netcdf(out / f"single-{device}.nc")
-            fits = bs.fit_many(resamples, SPEC, seed=0, device=device, **SETTINGS)
+            fits = bs.fit_many(resamples, SPEC, seed=0, sampler=options.replace(progress=None))
             for i, each in enumerate(fits):
                 each.to_netcdf(out / f"many-{device}-{i}.nc")
     return {"gpu": str(gpus[0].device_kind)}

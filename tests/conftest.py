@@ -22,6 +22,26 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 #: the harder 30-run ladders (4 x 500 draws gave R-hat 1.010-1.016 by chance on ~1 seed in 8).
 FAST = {"chains": 4, "draws": 1000, "warmup": 500}
 
+#: the options of bayescale.SamplerOptions, gathered by :func:`sampled`
+SAMPLER_OPTIONS = frozenset(
+    ("chains", "draws", "warmup", "device", "progress", "target_accept", "dense_mass", "extend")
+)
+
+
+def sampled(**kwargs):
+    """``fit()``/``fit_many()`` keywords with the sampler options in one ``sampler=``.
+
+    Tests keep their settings as plain dicts (``FAST``, also turned into CLI flags);
+    ``bs.fit(runs, **sampled(seed=0, **FAST))`` passes ``sampler=SamplerOptions(...)``.
+    """
+    import bayescale as bs
+
+    options = {k: kwargs.pop(k) for k in list(kwargs) if k in SAMPLER_OPTIONS}
+    if options:
+        base = kwargs.get("sampler")
+        kwargs["sampler"] = base.replace(**options) if base else bs.SamplerOptions(**options)
+    return kwargs
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
@@ -68,9 +88,11 @@ def two_arm_fits():
     frame = two_arm_runs()
     cols = {"params": "params", "tokens": "tokens", "loss": "loss"}
     return {
-        "pooled": bs.fit(frame, "gadre2024", **cols, **TWO_ARM_SAMPLER),
+        "pooled": bs.fit(frame, "gadre2024", **sampled(**cols, **TWO_ARM_SAMPLER)),
         "grouped": bs.fit(
-            frame, "gadre2024", **cols, group="group", pooling="shared", **TWO_ARM_SAMPLER
+            frame,
+            "gadre2024",
+            **sampled(**cols, group="group", pooling="shared", **TWO_ARM_SAMPLER),
         ),
     }
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from allocate_helpers import KAPLAN_ND, synthetic_fit, true_optimum
-from conftest import FAST
+from conftest import FAST, sampled
 
 import bayescale as bs
 from bayescale.allocate import (
@@ -27,7 +27,7 @@ def sim_fit():
     """Chinchilla fitted by NUTS to a ladder simulated from Hoffmann's law (max C ~ 1e21)."""
     frame = bs.simulate_ladder("chinchilla", HOFFMANN_2022, noise=0.01, seed=1)
     runs = bs.read_runs(frame, params="params", tokens="tokens", loss="loss")
-    return bs.fit(runs, "chinchilla", seed=2, progress=False, **FAST)
+    return bs.fit(runs, "chinchilla", **sampled(seed=2, progress=False, **FAST))
 
 
 @pytest.fixture(scope="module")

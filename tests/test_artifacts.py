@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from conftest import sampled
 
 import bayescale as bs
 from bayescale.cli import main
@@ -34,7 +35,9 @@ def fit_tiny(frame: pd.DataFrame, seed: int = 0) -> bs.Fit:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.FitWarning)  # 100 draws: R-hat is not the point
         result = bs.fit(
-            frame, "chinchilla", params="params", tokens="tokens", loss="loss", seed=seed, **TINY
+            frame,
+            "chinchilla",
+            **sampled(params="params", tokens="tokens", loss="loss", seed=seed, **TINY),
         )
     result.info["warn"] = False
     return result

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_chains_agree, assert_same_posterior
+from conftest import assert_chains_agree, assert_same_posterior, sampled
 
 import bayescale as bs
 from bayescale.laws.simulate import HOFFMANN_2022
@@ -53,7 +53,7 @@ def ladders():
 
 @pytest.fixture(scope="module")
 def batch(ladders):
-    return bs.fit_many(ladders, "chinchilla", **SETTINGS, **COLUMNS)
+    return bs.fit_many(ladders, "chinchilla", **sampled(**SETTINGS, **COLUMNS))
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +65,7 @@ def singles(ladders):
         bs.fit(
             d,
             "chinchilla",
-            **settings,
-            seed=seed + i,
-            progress=False,
-            drift=False,
-            extend=0,
-            **COLUMNS,
+            **sampled(**settings, seed=seed + i, progress=False, drift=False, extend=0, **COLUMNS),
         )
         for i, d in enumerate(ladders)
     ]
@@ -122,7 +117,7 @@ def test_fit_many_recovers_the_truth(batch):
 
 
 def test_fit_many_is_reproducible(ladders, batch):
-    again = bs.fit_many(ladders, "chinchilla", **SETTINGS, **COLUMNS)
+    again = bs.fit_many(ladders, "chinchilla", **sampled(**SETTINGS, **COLUMNS))
     for first, second in zip(batch, again, strict=True):
         np.testing.assert_array_equal(first.samples["alpha"], second.samples["alpha"])
 
@@ -160,7 +155,7 @@ def test_fit_many_warns_once_for_fits_that_are_not_ok(ladders, monkeypatch):
     with pytest.warns(
         bs.FitWarning, match=r"not ok for 2 of 3 datasets \(0, 2\); first: "
     ) as record:
-        fits = bs.fit_many(ladders[:3], "chinchilla", likelihood="normal", **COLUMNS)
+        fits = bs.fit_many(ladders[:3], "chinchilla", **sampled(likelihood="normal", **COLUMNS))
     assert len(record) == 1
     assert [f.diagnostics.ok for f in fits] == [False, True, False]
     with pytest.warns(bs.FitWarning, match="chains disagree"):  # still warns when used
@@ -175,7 +170,7 @@ WARM = {k: v for k, v in SETTINGS.items() if k != "warmup"}
 def warm_batch(ladders):
     with warnings.catch_warnings():  # see test_fit_many_warm_starts_from_a_fit_...
         warnings.simplefilter("ignore", bs.FitWarning)
-        return bs.fit_many(ladders, "chinchilla", warm_start="first", **WARM, **COLUMNS)
+        return bs.fit_many(ladders, "chinchilla", **sampled(warm_start="first", **WARM, **COLUMNS))
 
 
 def test_warm_start_first_adapts_one_dataset_and_starts_the_others_from_it(warm_batch, batch):
@@ -208,7 +203,9 @@ def test_warm_start_first_adapts_one_dataset_and_starts_the_others_from_it(warm_
 def test_fit_many_warm_starts_from_a_fit_and_its_fits_warm_start_fit(singles, batch, ladders):
     # singles[0] comes from fit() (target_accept 0.95, like SETTINGS): its end state
     # starts every chain of both datasets here
-    warm = bs.fit_many(ladders[1:3], "chinchilla", warm_start=singles[0], **WARM, **COLUMNS)
+    warm = bs.fit_many(
+        ladders[1:3], "chinchilla", **sampled(warm_start=singles[0], **WARM, **COLUMNS)
+    )
     for i, result in enumerate(warm, start=1):
         assert result.info["warmup"] == 200 and result.info["warm_start"] is True
         assert_chains_agree(result, label=(i,))
@@ -220,7 +217,9 @@ def test_fit_many_warm_starts_from_a_fit_and_its_fits_warm_start_fit(singles, ba
     assert end["inverse_mass_matrix"].shape == (SETTINGS["chains"], 6, 6)
     assert end["step_size"].shape == (SETTINGS["chains"],) and np.all(end["step_size"] > 0)
     # ... which fit() takes as a warm start
-    again = bs.fit(ladders[2], "chinchilla", warm_start=batch[2], progress=False, **WARM, **COLUMNS)
+    again = bs.fit(
+        ladders[2], "chinchilla", **sampled(warm_start=batch[2], progress=False, **WARM, **COLUMNS)
+    )
     assert again.info["warm_start"] is True
     assert_chains_agree(again)
 
@@ -239,7 +238,9 @@ def test_bad_warm_start_is_one_clear_error(singles, ladders, warm_start, kwargs,
         warm_start = singles[0]
     settings = {"likelihood": "normal", "draws": 10} | kwargs
     with pytest.raises(ValueError, match=message):
-        bs.fit_many(ladders[:2], "chinchilla", warm_start=warm_start, **settings, **COLUMNS)
+        bs.fit_many(
+            ladders[:2], "chinchilla", **sampled(warm_start=warm_start, **settings, **COLUMNS)
+        )
 
 
 # --------------------------------------------------------------------------- bad input
@@ -259,7 +260,7 @@ def test_datasets_of_different_structure_are_refused(ladders):
         match=r"^datasets\[1\] has 2 groups but datasets\[0\] has 1; fit_many needs datasets "
         r"of one structure",
     ):
-        bs.fit_many([one, two], "chinchilla", group="arm", **COLUMNS)
+        bs.fit_many([one, two], "chinchilla", **sampled(group="arm", **COLUMNS))
 
 
 @pytest.mark.parametrize(
@@ -291,7 +292,7 @@ def test_bad_input_is_one_clear_error(ladders, datasets, kwargs, message):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=message):
-            bs.fit_many(datasets, "chinchilla", **kwargs, **columns)
+            bs.fit_many(datasets, "chinchilla", **sampled(**kwargs, **columns))
 
 
 def test_loss_column_must_be_named(ladders):
@@ -316,7 +317,7 @@ def test_fit_many_defaults_to_fits_target_accept(ladders, monkeypatch):
         (arms, {"group": "arm", "pooling": "partial"}),
     ):
         with pytest.raises(RuntimeError, match="stop after the settings"):
-            bs.fit_many(datasets, "chinchilla", **kwargs, **COLUMNS)
+            bs.fit_many(datasets, "chinchilla", **sampled(**kwargs, **COLUMNS))
     assert seen == [
         0.95,
         0.97,

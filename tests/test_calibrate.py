@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import sampled
 from scipy import stats
 
 import bayescale as bs
@@ -231,7 +232,7 @@ def misspecified_fits():
         warnings.simplefilter("ignore", bs.FitWarning)
         for name, steepen in (("well", 0.0), ("broken", 2.0)):
             out[name] = bs.fit(
-                _broken_ladder(steepen), law, compute="compute", loss="loss", **settings
+                _broken_ladder(steepen), law, **sampled(compute="compute", loss="loss", **settings)
             )
     return out
 

@@ -30,6 +30,7 @@ see: the Student-t noise has nu 1.7 [1.2, 2.7], sigma 0.6%.
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import sampled
 
 import bayescale as bs
 
@@ -48,19 +49,22 @@ def fits(split):
     train, _ = split
     law = bs.fit(
         train,
-        law="clark2022",
-        inputs={"E": "num_experts"},
-        group="router_type",
-        pooling="shared",
-        **COLUMNS,
-        **SAMPLER,
+        **sampled(
+            law="clark2022",
+            inputs={"E": "num_experts"},
+            group="router_type",
+            pooling="shared",
+            **COLUMNS,
+            **SAMPLER,
+        ),
     )
     nearest = train[train.num_experts == 64]
     # kaplan_n's reported N_c = N_ref e^(log_term/alpha_N) overflows to inf in draws with
     # alpha_N near 0 (RL-R has 4 runs at E = 64), and its sd is nan; predictions do not use N_c
     with np.errstate(over="ignore", invalid="ignore"):
         baseline = bs.fit(
-            nearest, law="kaplan_n", group="router_type", pooling="none", **COLUMNS, **SAMPLER
+            nearest,
+            **sampled(law="kaplan_n", group="router_type", pooling="none", **COLUMNS, **SAMPLER),
         )
     return law, baseline
 

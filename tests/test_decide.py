@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import sampled
 from scipy.optimize import brentq
 
 import bayescale as bs
@@ -75,7 +76,7 @@ def _ladder(name: str, seed: int) -> pd.DataFrame:
 def _quiet_fit(*args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.FitWarning)
-        return bs.fit(*args, progress=False, **kwargs)
+        return bs.fit(*args, **sampled(progress=False, **kwargs))
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FAST
+from conftest import FAST, sampled
 
 import bayescale as bs
 from bayescale.cli import main
@@ -160,11 +160,7 @@ def test_downstream_outside_zero_one_is_refused(ladder):
         bs.fit(
             percent,
             "chinchilla",
-            params="params",
-            tokens="tokens",
-            loss="loss",
-            downstream="err",
-            **FAST,
+            **sampled(params="params", tokens="tokens", loss="loss", downstream="err", **FAST),
         )
 
 
@@ -173,7 +169,9 @@ def test_downstream_spec_without_a_column_is_refused(ladder):
         ValueError, match="fits downstream error but no downstream column was given"
     ):
         bs.fit(
-            ladder, "gadre2024_downstream", params="params", tokens="tokens", loss="loss", **FAST
+            ladder,
+            "gadre2024_downstream",
+            **sampled(params="params", tokens="tokens", loss="loss", **FAST),
         )
 
 
@@ -272,10 +270,12 @@ def test_bad_loss_mask_is_refused_before_sampling(ladder, mask, message):
         bs.fit(
             ladder,
             "chinchilla",
-            params="params",
-            tokens="tokens",
-            loss="loss",
-            downstream="err",
-            loss_mask=mask,
-            **FAST,
+            **sampled(
+                params="params",
+                tokens="tokens",
+                loss="loss",
+                downstream="err",
+                loss_mask=mask,
+                **FAST,
+            ),
         )

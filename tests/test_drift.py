@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import sampled
 
 import bayescale as bs
 from bayescale.decide import compare
@@ -128,7 +129,7 @@ def test_drift_draws_follow_their_posterior():
 @pytest.mark.slow
 def test_a_fit_learns_no_drift_from_a_ladder_that_follows_its_law(tmp_path):
     runs = _ladder(seed=4)
-    fit = bs.fit(runs, "chinchilla", progress=False, seed=1)
+    fit = bs.fit(runs, "chinchilla", **sampled(progress=False, seed=1))
     cal = fit.info["drift"]["compute"]
     assert len(cal["folds"]) == 3 and all(f["ok"] for f in cal["folds"])
     assert abs(cal["mean"]) < 2 * cal["sd"]
@@ -150,7 +151,7 @@ def test_a_fit_learns_no_drift_from_a_ladder_that_follows_its_law(tmp_path):
         loaded = bs.load_fit(path)
     assert loaded.model.drift == ("drift", "drift_ratio")
     np.testing.assert_array_equal(loaded.predict(params=n, tokens=d).draws, p.draws)
-    without = bs.fit(runs, "chinchilla", progress=False, seed=1, drift=False)
+    without = bs.fit(runs, "chinchilla", **sampled(progress=False, seed=1, drift=False))
     assert without.model.drift == () and "drift" not in without.info
     q = without.predict(params=n, tokens=d)
     assert np.all((q.upper - q.lower) < (p.upper - p.lower))
@@ -182,7 +183,7 @@ def test_a_fold_whose_sampler_failed_is_recorded_but_grades_nothing():
 @pytest.mark.slow
 def test_decisions_see_the_same_drift_as_predictions():
     runs = _ladder(seed=5)
-    fit = bs.fit(runs, "chinchilla", progress=False, seed=2)
+    fit = bs.fit(runs, "chinchilla", **sampled(progress=False, seed=2))
     shifted = copy.copy(fit)
     shifted.samples = dict(fit.samples)
     shifted.samples["drift"] = fit.samples["drift"] + 0.05  # a drift no draw could hide

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FAST, saturating_power_case
+from conftest import FAST, sampled, saturating_power_case
 
 import bayescale as bs
 from bayescale.laws.simulate import HOFFMANN_2022
@@ -85,7 +85,7 @@ def z_score(result, name, value):
 @pytest.mark.parametrize("case", list(RECOVERY))
 def test_recovers_known_parameters(case):
     law, truth, frame = _simulate(case)
-    result = bs.fit(_read(frame), law, seed=2, **FAST)
+    result = bs.fit(_read(frame), law, **sampled(seed=2, **FAST))
     assert result.diagnostics.ok, result.diagnostics.verdict()
     for name, value in truth.items():
         z = z_score(result, name, value)
@@ -97,7 +97,7 @@ def test_recovers_known_parameters(case):
 @pytest.fixture(scope="module")
 def clean_fit():
     frame = bs.simulate_ladder(seed=0)  # the demo ladder
-    return frame, bs.fit(_read(frame), "chinchilla", seed=0, **FAST)
+    return frame, bs.fit(_read(frame), "chinchilla", **sampled(seed=0, **FAST))
 
 
 def test_95_percent_intervals_cover_truth_and_predict_a_big_run(clean_fit):
@@ -122,7 +122,7 @@ def test_intervals_shrink_with_more_data():
     large = _read(pd.concat([bs.simulate_ladder(seed=s) for s in (3, 4, 5)], ignore_index=True))
     widths = {}
     for label, runs in (("small", small), ("large", large)):
-        s = bs.fit(runs, "chinchilla", seed=0, **FAST).summary()
+        s = bs.fit(runs, "chinchilla", **sampled(seed=0, **FAST)).summary()
         widths[label] = (s["upper"] - s["lower"])[["E", "alpha", "beta"]]
     assert (widths["large"] < widths["small"]).all(), widths
 
@@ -139,7 +139,9 @@ def test_student_t_shrugs_off_a_diverged_run(clean_fit):
         ignore_index=True,
     )
     # the outlier makes nu's posterior heavy-tailed: the fit's own advice (target_accept 0.95)
-    robust = bs.fit(_read(dirty), "chinchilla", seed=0, target_accept=0.95, **FAST).summary()
+    robust = bs.fit(
+        _read(dirty), "chinchilla", **sampled(seed=0, target_accept=0.95, **FAST)
+    ).summary()
     reference = clean.summary()
     for name in ("E", "alpha", "beta"):
         assert (
@@ -149,7 +151,7 @@ def test_student_t_shrugs_off_a_diverged_run(clean_fit):
         ), name
     with warnings.catch_warnings():  # the normal fit is misspecified on purpose; only sigma matters
         warnings.simplefilter("ignore", bs.FitWarning)
-        normal = bs.fit(_read(dirty), "chinchilla", likelihood="normal", seed=0, **FAST)
+        normal = bs.fit(_read(dirty), "chinchilla", **sampled(likelihood="normal", seed=0, **FAST))
     # the normal likelihood has to inflate its noise scale to absorb the outlier
     assert normal.summary().loc["sigma", "median"] > 5 * robust.loc["sigma", "median"]
 
@@ -186,7 +188,9 @@ def test_pooling_modes_recover_per_group_truth(pooling):
     # too, at tail ESS 331, where 2 others had 1-2 divergences); at 0.99: 589-1498, all ok
     extra = {"target_accept": 0.99} if pooling in ("none", "partial") else {}
     # the law's posterior per group is the subject here: no drift folds (5 more fits each)
-    result = bs.fit(runs, "chinchilla", pooling=pooling, seed=0, drift=False, **settings, **extra)
+    result = bs.fit(
+        runs, "chinchilla", **sampled(pooling=pooling, seed=0, drift=False, **settings, **extra)
+    )
     assert result.diagnostics.ok, result.diagnostics.verdict()
     names = set(result.summary().index)
     if pooling == "shared":
@@ -211,14 +215,14 @@ def test_pooling_modes_recover_per_group_truth(pooling):
 def test_shared_pooling_narrows_exponents_against_no_pooling():
     _, runs = _arms()
     kwargs = {"seed": 0, "drift": False, **FAST}  # the exponents' posterior alone
-    none = bs.fit(runs, "chinchilla", pooling="none", **kwargs).summary()
-    shared = bs.fit(runs, "chinchilla", pooling="shared", **kwargs).summary()
+    none = bs.fit(runs, "chinchilla", **sampled(pooling="none", **kwargs)).summary()
+    shared = bs.fit(runs, "chinchilla", **sampled(pooling="shared", **kwargs)).summary()
     assert shared.loc["alpha", "sd"] < none.loc["alpha[A]", "sd"]
 
 
 def test_user_defined_law_fits_without_editing_the_package():
     law, truth, frame = saturating_power_case()
-    result = bs.fit(_read(frame), law, seed=0, **FAST)
+    result = bs.fit(_read(frame), law, **sampled(seed=0, **FAST))
     assert result.diagnostics.ok
     for name, value in truth.items():
         assert abs(z_score(result, name, value)) <= Z_MAX
@@ -267,7 +271,7 @@ def test_arviz_loo_works_on_the_datatree(clean_fit):
 def test_unidentifiable_data_is_refused_before_sampling(law, frame, message):
     columns = {"params": "N", "tokens": "D"} if "D" in frame else {"params": "N"}
     with pytest.raises(ValueError, match=message):
-        bs.fit(frame, law, loss="L", **columns)
+        bs.fit(frame, law, **sampled(loss="L", **columns))
 
 
 @pytest.mark.parametrize(
@@ -284,13 +288,13 @@ def test_unidentifiable_data_is_refused_before_sampling(law, frame, message):
 def test_bad_fit_arguments(kwargs, message):
     runs = _read(bs.simulate_ladder(seed=0))
     with pytest.raises(ValueError, match=message):
-        bs.fit(runs, "chinchilla", **{"draws": 10, "warmup": 10, **kwargs})
+        bs.fit(runs, "chinchilla", **sampled(**{"draws": 10, "warmup": 10, **kwargs}))
 
 
 def test_same_seed_same_draws():
     runs = _read(bs.simulate_ladder(seed=0))
-    a = bs.fit(runs, "chinchilla", seed=11, **FAST)
-    b = bs.fit(runs, "chinchilla", seed=11, **FAST)
-    c = bs.fit(runs, "chinchilla", seed=12, **FAST)
+    a = bs.fit(runs, "chinchilla", **sampled(seed=11, **FAST))
+    b = bs.fit(runs, "chinchilla", **sampled(seed=11, **FAST))
+    c = bs.fit(runs, "chinchilla", **sampled(seed=12, **FAST))
     np.testing.assert_array_equal(a.samples["alpha"], b.samples["alpha"])
     assert not np.array_equal(a.samples["alpha"], c.samples["alpha"])

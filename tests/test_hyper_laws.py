@@ -14,7 +14,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FAST
+from conftest import FAST, sampled
 
 import bayescale as bs
 from bayescale.cli import main
@@ -43,8 +43,10 @@ def sweeps(seed: int = 0) -> pd.DataFrame:
 def hyper_fits():
     df = sweeps()
     return {
-        "lr_opt": bs.fit(df, law="lr_opt", compute="C", loss="lr", **SAMPLER),
-        "batch_opt": bs.fit(df, law="batch_opt", compute="C", loss="batch_tokens", **SAMPLER),
+        "lr_opt": bs.fit(df, **sampled(law="lr_opt", compute="C", loss="lr", **SAMPLER)),
+        "batch_opt": bs.fit(
+            df, **sampled(law="batch_opt", compute="C", loss="batch_tokens", **SAMPLER)
+        ),
     }
 
 

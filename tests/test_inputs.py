@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import sampled
 
 import bayescale as bs
 from bayescale import load_fit
@@ -59,12 +60,14 @@ def constrained_fit():
     with pytest.warns(RunsWarning, match=re.escape(EPOCH_WARNING)):
         fitted = bs.fit(
             df,
-            law="muennighoff2023",
-            params="params",
-            tokens="tokens",
-            loss="loss",
-            inputs={"U": "unique_tokens"},
-            **SAMPLER,
+            **sampled(
+                law="muennighoff2023",
+                params="params",
+                tokens="tokens",
+                loss="loss",
+                inputs={"U": "unique_tokens"},
+                **SAMPLER,
+            ),
         )
     return df, fitted
 
@@ -356,14 +359,16 @@ def true_frontier_loss(truth: dict, compute: float, unique: float) -> float:
 def arms_fit(tmp_path_factory):
     fitted = bs.fit(
         two_arm_table(),
-        law="muennighoff2023",
-        params="params",
-        tokens="tokens",
-        loss="loss",
-        group="arm",
-        pooling="shared",
-        inputs={"U": "unique_tokens"},
-        **SAMPLER,
+        **sampled(
+            law="muennighoff2023",
+            params="params",
+            tokens="tokens",
+            loss="loss",
+            group="arm",
+            pooling="shared",
+            inputs={"U": "unique_tokens"},
+            **SAMPLER,
+        ),
     )
     path = tmp_path_factory.mktemp("arms") / "arms.nc"
     fitted.to_netcdf(path)

@@ -8,7 +8,7 @@ values of every run are computed in chunks of bounded draws x runs.
 
 import numpy as np
 import pytest
-from conftest import FAST
+from conftest import FAST, sampled
 
 import bayescale as bs
 from bayescale import _chunks
@@ -38,7 +38,7 @@ def test_advance_calls_bound_rows_times_iterations():
 
 def test_chunked_advance_gives_the_same_draws(monkeypatch):
     runs = _runs()
-    whole = bs.fit(runs, "chinchilla", **SMALL)
+    whole = bs.fit(runs, "chinchilla", **sampled(**SMALL))
     # as if the table were large: 1500 iterations of 32 padded rows in calls of 100
     monkeypatch.setattr(_chunks, "ADVANCE_ROW_ITERATIONS", 32 * 100)
     counts = []
@@ -49,7 +49,7 @@ def test_chunked_advance_gives_the_same_draws(monkeypatch):
         return counts[-1]
 
     monkeypatch.setattr(sampler, "advance_calls", counting)
-    split = bs.fit(runs, "chinchilla", **SMALL)
+    split = bs.fit(runs, "chinchilla", **sampled(**SMALL))
     assert counts == [15]
     for name in whole.samples:
         np.testing.assert_array_equal(whole.samples[name], split.samples[name])
@@ -80,7 +80,7 @@ def test_large_tables_adapt_an_unshrunk_metric(monkeypatch):
 
     monkeypatch.setattr(sampler, "run_chains", recording)
     runs = _runs()
-    bs.fit(runs, "chinchilla", **SMALL)
+    bs.fit(runs, "chinchilla", **sampled(**SMALL))
     from bayescale.inference.fitting import resolve_spec
     from bayescale.model import build_model
 
@@ -92,7 +92,7 @@ def test_large_tables_adapt_an_unshrunk_metric(monkeypatch):
 
 @pytest.fixture(scope="module")
 def ladder_fit():
-    return bs.fit(_runs(), "chinchilla", **SMALL)
+    return bs.fit(_runs(), "chinchilla", **sampled(**SMALL))
 
 
 def test_model_check_in_chunks_equals_all_runs_at_once(ladder_fit, monkeypatch):

@@ -17,6 +17,7 @@ error 8.6%) nor dropping runs of D < 1e9 (R*_D 32, error 8.4%) brings it there.
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import sampled
 
 import bayescale as bs
 from bayescale.data.runs import RunsWarning
@@ -49,15 +50,20 @@ def fits(split):
     # read with D and U swapped back, no run has D/U < 1: no warning (filterwarnings = error)
     constrained = bs.fit(
         train,
-        law="muennighoff2023",
-        params="params",
-        tokens="unique_tokens",
-        loss="loss",
-        inputs={"U": "tokens"},
-        **SAMPLER,
+        **sampled(
+            law="muennighoff2023",
+            params="params",
+            tokens="unique_tokens",
+            loss="loss",
+            inputs={"U": "tokens"},
+            **SAMPLER,
+        ),
     )
     chinchilla = bs.fit(
-        train, law="chinchilla", params="params", tokens="unique_tokens", loss="loss", **SAMPLER
+        train,
+        **sampled(
+            law="chinchilla", params="params", tokens="unique_tokens", loss="loss", **SAMPLER
+        ),
     )
     return constrained, chinchilla
 

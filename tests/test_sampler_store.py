@@ -8,7 +8,7 @@ traced.
 
 import numpy as np
 import pytest
-from conftest import FAST, assert_same_posterior, saturating_power_case
+from conftest import FAST, assert_same_posterior, sampled, saturating_power_case
 
 import bayescale as bs
 from bayescale.inference import _nuts, _program_store, _programs, sampler
@@ -51,7 +51,9 @@ def _runs(seed=0):
 
 
 def _fit(runs, **kwargs):
-    return bs.fit(runs, "chinchilla", **{"seed": 3, "progress": False, **SMALL, **kwargs})
+    return bs.fit(
+        runs, "chinchilla", **sampled(**{"seed": 3, "progress": False, **SMALL, **kwargs})
+    )
 
 
 def _fresh_process(monkeypatch):
@@ -142,7 +144,7 @@ def test_programs_are_exported_for_the_platform_they_run_on(store, monkeypatch):
 def test_custom_law_programs_are_never_written(store):
     law, _, frame = saturating_power_case()
     runs = bs.read_runs(frame, params="params", loss="loss")
-    result = bs.fit(runs, law, seed=0, progress=False, **SMALL)
+    result = bs.fit(runs, law, **sampled(seed=0, progress=False, **SMALL))
     assert result.samples["a"].shape == (FAST["chains"], FAST["draws"])
     assert not store.exists() or not any(store.iterdir())
 
@@ -224,7 +226,7 @@ def test_advance_is_shaped_by_init_traced_without_the_potential(store, shaped):
     runs = _runs()
     first = _fit(runs)
     _fit(_runs(seed=1), warm_start=first, warmup=50)
-    bs.fit_many([runs, _runs(seed=2)], "chinchilla", seed=3, **FAST)
+    bs.fit_many([runs, _runs(seed=2)], "chinchilla", **sampled(seed=3, **FAST))
     assert len(shaped) == 3  # cold fit, warm refit (its own init), batch
     for real, traced in shaped:
         assert _avals(traced) == _avals(real)

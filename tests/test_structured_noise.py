@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import sampled
 
 import bayescale as bs
 from bayescale.laws.simulate import HOFFMANN_2022
@@ -45,8 +46,12 @@ def sweeps():
     runs = bs.read_runs(frame, params="params", tokens="tokens", loss="loss", sweep="budget")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.FitWarning)
-        structured = bs.fit(runs, "chinchilla", likelihood="normal", discrepancy=True, **SETTINGS)
-        plain = bs.fit(without_sweep(runs), "chinchilla", likelihood="normal", **SETTINGS)
+        structured = bs.fit(
+            runs, "chinchilla", **sampled(likelihood="normal", discrepancy=True, **SETTINGS)
+        )
+        plain = bs.fit(
+            without_sweep(runs), "chinchilla", **sampled(likelihood="normal", **SETTINGS)
+        )
     structured.info["warn"] = plain.info["warn"] = False  # verdicts are checked below
     return runs, effects, structured, plain
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import FAST, assert_same_posterior
+from conftest import FAST, assert_same_posterior, sampled
 
 import bayescale as bs
 from bayescale.inference import _programs, _warmup
@@ -14,7 +14,9 @@ COLS = {"params": "params", "tokens": "tokens", "loss": "loss"}
 
 @pytest.fixture(scope="module")
 def first():
-    return bs.fit(bs.simulate_ladder(seed=0), "chinchilla", seed=0, progress=False, **COLS, **FAST)
+    return bs.fit(
+        bs.simulate_ladder(seed=0), "chinchilla", **sampled(seed=0, progress=False, **COLS, **FAST)
+    )
 
 
 def _refit_data():
@@ -26,9 +28,13 @@ def test_warm_refit_matches_a_cold_fit_of_the_new_data(first):
     data = _refit_data()
     settings = {k: v for k, v in FAST.items() if k != "warmup"}
     cold = bs.fit(
-        data, "chinchilla", seed=5, progress=False, warmup=FAST["warmup"], **COLS, **settings
+        data,
+        "chinchilla",
+        **sampled(seed=5, progress=False, warmup=FAST["warmup"], **COLS, **settings),
     )
-    warm = bs.fit(data, "chinchilla", seed=5, progress=False, warm_start=first, **COLS, **settings)
+    warm = bs.fit(
+        data, "chinchilla", **sampled(seed=5, progress=False, warm_start=first, **COLS, **settings)
+    )
     assert warm.info["warm_start"] is True and warm.info["warmup"] == 200
     assert cold.info["warm_start"] is False
     assert warm.diagnostics.ok, warm.diagnostics.verdict()
@@ -57,19 +63,19 @@ def test_warm_start_settings_are_checked(first, tmp_path):
     with pytest.raises(
         ValueError, match=r"^warm_start: the previous fit has 4 chains but chains=2$"
     ):
-        bs.fit(data, "chinchilla", chains=2, warm_start=first, **run)
+        bs.fit(data, "chinchilla", **sampled(chains=2, warm_start=first, **run))
     with pytest.raises(ValueError, match="warm_start: the previous fit is of another model"):
-        bs.fit(data, "chinchilla", likelihood="normal", warm_start=first, **run)
+        bs.fit(data, "chinchilla", **sampled(likelihood="normal", warm_start=first, **run))
     with pytest.raises(ValueError, match="warm_start: the previous fit has dense_mass=True"):
-        bs.fit(data, "chinchilla", dense_mass=False, warm_start=first, **run)
+        bs.fit(data, "chinchilla", **sampled(dense_mass=False, warm_start=first, **run))
     with pytest.raises(ValueError, match=r"^warm_start must be a Fit but got dict$"):
-        bs.fit(data, "chinchilla", warm_start={"z": 1}, **run)
+        bs.fit(data, "chinchilla", **sampled(warm_start={"z": 1}, **run))
     old = bs.load_fit(first.to_netcdf(tmp_path / "first.nc"))
     old.sampler_end = None  # as a file written without one (an older bayescale) loads
     without = bs.load_fit(old.to_netcdf(tmp_path / "without.nc"))
     assert without.sampler_end is None
     with pytest.raises(ValueError, match="warm_start: this Fit has no sampler end state"):
-        bs.fit(data, "chinchilla", warm_start=without, **run)
+        bs.fit(data, "chinchilla", **sampled(warm_start=without, **run))
 
 
 def test_end_state_survives_the_fit_file_and_warm_starts_a_new_process(first, tmp_path):
@@ -79,8 +85,8 @@ def test_end_state_survives_the_fit_file_and_warm_starts_a_new_process(first, tm
         np.testing.assert_array_equal(loaded.sampler_end[name], value)
         assert loaded.sampler_end[name].dtype == value.dtype
     run = {"seed": 5, "progress": False, **COLS, **{k: v for k, v in FAST.items() if k != "warmup"}}
-    from_file = bs.fit(_refit_data(), "chinchilla", warm_start=loaded, **run)
-    in_memory = bs.fit(_refit_data(), "chinchilla", warm_start=first, **run)
+    from_file = bs.fit(_refit_data(), "chinchilla", **sampled(warm_start=loaded, **run))
+    in_memory = bs.fit(_refit_data(), "chinchilla", **sampled(warm_start=first, **run))
     # the same start, metric, step size and schedule: the same draws, bit for bit
     np.testing.assert_array_equal(from_file.samples["alpha"], in_memory.samples["alpha"])
 
@@ -100,11 +106,11 @@ def test_warm_refit_reuses_the_programs_and_keeps_the_metric(first, monkeypatch)
 
     monkeypatch.setattr(_programs._Program, "compile", recording)
     run = {"seed": 2, "progress": False, "drift": False, "extend": 0, **COLS, **FAST}
-    again = bs.fit(bs.simulate_ladder(seed=0), "chinchilla", **run)
+    again = bs.fit(bs.simulate_ladder(seed=0), "chinchilla", **sampled(**run))
     assert sorted(compiled) == ["advance", "finish", "init"]
     compiled.clear()
     run.pop("warmup")
-    warm = bs.fit(_refit_data(), "chinchilla", warm_start=again, **run)
+    warm = bs.fit(_refit_data(), "chinchilla", **sampled(warm_start=again, **run))
     assert compiled == ["init_warm"]
     assert warm.diagnostics.ok, warm.diagnostics.verdict()
     np.testing.assert_array_equal(

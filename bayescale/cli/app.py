@@ -169,6 +169,7 @@ def cmd_fit(args) -> int:
     from pathlib import Path
 
     from ..inference.fitting import fit
+    from ..settings import SamplerOptions
 
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -187,17 +188,19 @@ def cmd_fit(args) -> int:
         inputs=_pairs(args.input, "--input"),
         likelihood=args.likelihood,
         pooling=args.pooling,
-        chains=args.chains,
-        draws=args.draws,
-        warmup=args.warmup,
         seed=args.seed,
-        device=args.device,
-        progress=False if (args.no_progress or args.json) else None,
-        target_accept=args.target_accept,
+        sampler=SamplerOptions(
+            chains=args.chains,
+            draws=args.draws,
+            warmup=args.warmup,
+            device=args.device,
+            progress=False if (args.no_progress or args.json) else None,
+            target_accept=args.target_accept,
+            extend=args.extend,
+        ),
         priors=_parse_priors(args.prior),
         warm_start=warm_start,
         drift=not args.no_drift,
-        extend=args.extend,
         command="bayescale " + " ".join(sys.argv[1:]) if sys.argv else None,
     )
     result.to_netcdf(out, overwrite=args.force)

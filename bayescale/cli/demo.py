@@ -36,12 +36,12 @@ def run_demo(
     """
     from ..data.runs import read_runs
     from ..inference.fitting import fit
+    from ..settings import SamplerOptions
 
     frame = simulate_ladder("chinchilla", HOFFMANN_2022, noise=0.01, seed=seed)
     runs = read_runs(frame, params="params", tokens="tokens", loss="loss")
-    result = fit(
-        runs, "chinchilla", draws=draws, warmup=warmup, chains=chains, seed=seed, progress=progress
-    )
+    sampler = SamplerOptions(chains=chains, draws=draws, warmup=warmup, progress=progress)
+    result = fit(runs, "chinchilla", seed=seed, sampler=sampler)
     summary = result.summary()
     truth_loss = float(result.law.loss(HOFFMANN_2022, **TARGET))
     prediction = result.predict(**TARGET)

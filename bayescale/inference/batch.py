@@ -36,6 +36,8 @@ from ..laws.priors import Prior
 from ..laws.specs import ModelSpec
 from ..model.scaling import ScalingModel, build_model, pad_size
 from ..posterior.core import Fit, FitWarning
+from ..settings import FIELDS as SAMPLER_FIELDS
+from ..settings import SamplerOptions, resolve_sampler
 from .fitting import resolve_spec
 from .sampling import (
     _warm_start,
@@ -58,16 +60,11 @@ def fit_many(
     datasets: Sequence[Runs | pd.DataFrame | str | Path],
     law: str | Law | ModelSpec = "chinchilla",
     *,
-    chains: int = 4,
-    draws: int = 1000,
-    warmup: int | None = None,
     seed: int = 0,
+    sampler: SamplerOptions | None = None,
     priors: Mapping[str, Prior | str | Mapping] | None = None,
     likelihood: str | None = None,
     pooling: str | None = None,
-    device: str = "auto",
-    target_accept: float | None = None,
-    dense_mass: bool = True,
     flops_per_token: float = 6.0,
     warm_start: str | Fit | None = None,
     **columns: str,
@@ -83,16 +80,17 @@ def fit_many(
             They must share the model's structure: the same number of groups (and of
             sweeps) and, with ``downstream=``, a downstream column each.
         law: as in :func:`bayescale.fit`.
-        chains, draws, warmup: NUTS settings per dataset and chain; ``warmup`` defaults
-            to 1000, or to 200 for the datasets that are warm-started.
         seed: seed of the first dataset; dataset ``i`` uses ``seed + i``.
         priors, likelihood, pooling: as in :func:`bayescale.fit` (the same for every
             dataset; data-dependent defaults are resolved per dataset).
-        device: ``cpu``, ``gpu`` or ``auto``. On a CPU the chains of all datasets are
-            spread over the host devices; on a GPU they are vectorized.
-        target_accept: NUTS target acceptance (default as in :func:`bayescale.fit`: 0.95,
-            0.97 for partial pooling).
-        dense_mass: adapt a dense mass matrix.
+        sampler: a :class:`~bayescale.SamplerOptions` for every dataset: ``chains``,
+            ``draws`` and ``warmup`` per dataset and chain (``warmup`` defaults to 1000,
+            or to 200 for the datasets that are warm-started), ``device`` (on a CPU the
+            chains of all datasets are spread over the host devices; on a GPU they are
+            vectorized), ``target_accept`` and ``dense_mass``. ``progress`` and
+            ``extend`` do not apply: the datasets sample in one call, never continued.
+            Its options spelled as keywords (``chains=8``) still work, with a
+            DeprecationWarning, for this release.
         flops_per_token: FLOPs per parameter and token when compute or tokens is derived.
         warm_start: ``None`` (every dataset adapts its own step size and mass matrix
             from scratch), a :class:`~bayescale.posterior.Fit` of the same model
@@ -136,15 +134,14 @@ def fit_many(
             if isinstance(warm_start, str)
             else f"warm_start must be None, 'first' or a Fit but got {type(warm_start).__name__}"
         )
+    legacy = {k: columns.pop(k) for k in list(columns) if k in SAMPLER_FIELDS}
+    opts = resolve_sampler(sampler, legacy, "fit_many")
+    chains, draws, device = opts.chains, opts.draws, opts.device
+    target_accept, dense_mass, warmup = opts.target_accept, opts.dense_mass, opts.warmup
     if warmup is None:
         warmup = FULL_WARMUP if warm_start is None else WARM_WARMUP
-    for name, value, low in (("chains", chains, 1), ("draws", draws, 1), ("warmup", warmup, 0)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low} but got {value!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise ValueError(f"seed must be an integer but got {seed!r}")
-    if target_accept is not None and not 0 < target_accept < 1:
-        raise ValueError(f"target_accept must be in (0, 1) but got {target_accept}")
     unknown = sorted(set(columns) - set(_COLUMNS))
     if unknown:
         raise ValueError(

@@ -26,6 +26,7 @@ from ..laws.specs import ModelSpec, load_model
 from ..model.drift import MAX_FOLD_RUNS
 from ..model.scaling import build_model, pad_size
 from ..posterior.core import Fit
+from ..settings import SamplerOptions, resolve_sampler
 from .sampling import (
     _check_loss_mask,
     _warm_start,
@@ -92,21 +93,15 @@ def fit(
     priors: Mapping[str, Prior | str | Mapping] | None = None,
     likelihood: str | None = None,
     pooling: str | None = None,
-    chains: int = 4,
-    draws: int = 1000,
-    warmup: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    progress: bool | None = None,
-    target_accept: float | None = None,
-    dense_mass: bool = True,
-    flops_per_token: float = 6.0,
-    command: str | None = None,
     discrepancy: bool = False,
-    loss_mask: np.ndarray | None = None,
-    warm_start: Fit | None = None,
     drift: bool = True,
-    extend: int = 3,
+    seed: int = 0,
+    sampler: SamplerOptions | None = None,
+    warm_start: Fit | None = None,
+    flops_per_token: float = 6.0,
+    loss_mask: np.ndarray | None = None,
+    command: str | None = None,
+    **deprecated,
 ) -> Fit:
     """Fit a scaling law to runs and return the posterior as a :class:`Fit`.
 
@@ -122,17 +117,13 @@ def fit(
         priors: overrides by site name, e.g. ``{"alpha": "Uniform(low=0, high=1)"}``.
         likelihood: ``student_t`` (default) or ``normal``.
         pooling: ``none`` / ``shared`` / ``partial`` across groups.
-        chains, draws, warmup: NUTS settings (per chain); ``warmup`` defaults to 1000, or
-            to 200 with ``warm_start``.
         seed: PRNG seed; the same seed gives the same draws on the same machine.
-        device: ``cpu``, ``gpu`` or ``auto`` (GPU when JAX sees one).
-        progress: progress bar (default on, off when ``CI`` or ``BAYESCALE_NO_PROGRESS`` is set).
-        target_accept: NUTS target acceptance probability (default 0.95: scaling-law
-            posteriors of small ladders have long E-A-B tails that 0.8-0.9 step sizes
-            cross with divergences; 0.97 for partial pooling, whose non-centred
-            hierarchy forms a ridge when arms share an exponent).
-        dense_mass: adapt a dense mass matrix (recommended: coefficients and
-            exponents are correlated).
+        sampler: how NUTS runs, a :class:`~bayescale.SamplerOptions` (chains, draws,
+            warm-up, device, progress bar, target acceptance, mass matrix, continued
+            chains); default ``SamplerOptions()``: 4 chains x 1000 warm-up + 1000 draws.
+            Spelling its options as keywords of ``fit`` (``chains=8``) still works, with
+            a DeprecationWarning, for this release.
+        flops_per_token: FLOPs per parameter and token when compute or tokens is derived.
         command: the command line that made the fit (recorded in the file); default: a
             description of this Python call.
         discrepancy: widen predictions beyond the data by ``kappa * max(0, log C -
@@ -157,13 +148,6 @@ def fit(
             the data carry the drift it showed, with its uncertainty. ``False`` gives the
             law's posterior alone, whose intervals beyond the data are too narrow on real
             ladders (``docs/calibration.md``).
-        extend: while R-hat or ESS fail the diagnostics (with no divergences), continue
-            every chain from where it ended, with its adapted metric, for another
-            ``draws`` draws, at most ``extend`` times: the posteriors of small ladders
-            (5 runs for 4 parameters) have long tails that 1000 draws per chain do not
-            always settle. ``info["extended"]`` counts the continuations. A fit that
-            diverges at the default ``target_accept`` is first run again at 0.99 (the
-            step size the verdict would advise). ``0`` turns both off.
 
     Returns:
         The :class:`~bayescale.posterior.Fit`.
@@ -177,13 +161,12 @@ def fit(
         >>> again.info["warmup"], again.info["warm_start"]                     # doctest: +SKIP
         (200, True)
     """
+    opts = resolve_sampler(sampler, deprecated, "fit", known=_KEYWORDS)
+    chains, draws, device, progress = opts.chains, opts.draws, opts.device, opts.progress
+    target_accept, dense_mass, extend = opts.target_accept, opts.dense_mass, opts.extend
+    warmup = opts.warmup
     if warmup is None:
         warmup = 1000 if warm_start is None else 200
-    for name, value, low in (("chains", chains, 1), ("draws", draws, 1), ("warmup", warmup, 0)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low} but got {value!r}")
-    if target_accept is not None and not 0 < target_accept < 1:
-        raise ValueError(f"target_accept must be in (0, 1) but got {target_accept}")
     spec = resolve_spec(law)
     if isinstance(data, Runs):
         runs = data
@@ -280,6 +263,10 @@ def fit(
     result = Fit(scaling_model, samples, stats, runs, info)
     result.sampler_end = end
     return result
+
+
+#: fit's own keywords, for the suggestion when a keyword is misspelt
+_KEYWORDS = tuple(fit.__code__.co_varnames[2 : fit.__code__.co_kwonlyargcount + 2])
 
 
 def _sample_until_ok(scaling_model, runs, *, extend: int, retry: bool, target_accept, **settings):
@@ -404,5 +391,8 @@ def auto_likelihood(spec: ModelSpec, runs: Runs, loss_mask=None) -> str:
 def _describe_call(data, spec: ModelSpec, info: Mapping) -> str:
     """A readable record of an API call, for the fit file's provenance."""
     source = str(data) if isinstance(data, str | Path) else type(data).__name__
-    settings = ", ".join(f"{k}={info[k]!r}" for k in ("chains", "draws", "warmup", "seed"))
-    return f"bayescale.fit({source}, law={spec.name!r}, {settings})"
+    settings = ", ".join(f"{k}={info[k]!r}" for k in ("chains", "draws", "warmup"))
+    return (
+        f"bayescale.fit({source}, law={spec.name!r}, seed={info['seed']!r}, "
+        f"sampler=SamplerOptions({settings}))"
+    )

@@ -271,9 +271,9 @@ def _reproduce_section(fit, command: str | None) -> list[str]:
         spec = fit.spec
         call = (
             f'bs.fit(runs, "{spec.name}", likelihood="{spec.likelihood}", '
-            f'pooling="{spec.pooling}", chains={info.get("chains")}, draws={info.get("draws")}, '
-            f"warmup={info.get('warmup')}, seed={info.get('seed')}, "
-            f"target_accept={info.get('target_accept')})"
+            f'pooling="{spec.pooling}", seed={info.get("seed")}, '
+            f"sampler=bs.SamplerOptions(chains={info.get('chains')}, draws={info.get('draws')}, "
+            f"warmup={info.get('warmup')}, target_accept={info.get('target_accept')}))"
         )
         lines += [
             "Fitted from Python (no command recorded); the equivalent call on runs with the "

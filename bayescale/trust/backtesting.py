@@ -33,6 +33,8 @@ import pandas as pd
 
 from .._util import target_kwargs
 from ..data.runs import Runs, RunsError, read_runs
+from ..settings import FIELDS as SAMPLER_FIELDS
+from ..settings import SamplerOptions
 from ._holdout import level_order, parse_holdout, rolling_folds, rule_mask
 from ._scores import LEVELS, crps, interval_score, intervals, pit
 
@@ -377,17 +379,19 @@ def backtest(
                 "cannot predict a group it has not seen"
             )
         t0 = time.perf_counter()
+        # sampler options among fit's keywords (target_accept=0.99) travel in the options
+        tuning = {k: v for k, v in fit_kwargs.items() if k in SAMPLER_FIELDS}
+        model_kwargs = {k: v for k, v in fit_kwargs.items() if k not in SAMPLER_FIELDS}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FitWarning)
             result = fit(
                 train,
                 law,
-                chains=chains,
-                draws=draws,
-                warmup=warmup,
                 seed=seed,
-                progress=progress,
-                **fit_kwargs,
+                sampler=SamplerOptions(
+                    chains=chains, draws=draws, warmup=warmup, progress=progress, **tuning
+                ),
+                **model_kwargs,
             )
             result.info["warn"] = False  # the fold's verdict goes into the table
             frame_k = _score(result, held, name, seed)

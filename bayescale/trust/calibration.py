@@ -55,6 +55,7 @@ from ..data.runs import _MAX_LOSS, _MIN_LOSS
 from ..laws.base import Law
 from ..laws.core import get_law
 from ..laws.priors import Prior
+from ..settings import SamplerOptions
 from .calibration_design import (
     CALIBRATION_NOISE,
     _log_ref,
@@ -236,10 +237,9 @@ def calibrate(
         progress,
         priors=priors,
         likelihood=likelihood,
-        chains=chains,
-        draws=draws,
-        warmup=warmup,
-        target_accept=target_accept,
+        sampler=SamplerOptions(
+            chains=chains, draws=draws, warmup=warmup, target_accept=target_accept
+        ),
     )
     # 3. rank the truths among the posterior draws
     ranks, covered, truths, fits = [], {lvl: [] for lvl in levels}, [], []

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..laws.core import get_law
+from ..settings import SamplerOptions
 from .calibration_design import _runs, _targets, simulate_design
 from .calibration_result import LEVELS, Calibration, _score
 
@@ -36,7 +37,7 @@ def _fit_quietly(runs, law, **kwargs):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
-        result = fit(runs, law, progress=False, **kwargs)
+        result = fit(runs, law, **kwargs)
     result.info["warn"] = False
     return result, bool(result.diagnostics.ok)
 
@@ -124,9 +125,7 @@ def misspecification(
             result, ok = _fit_quietly(
                 runs,
                 fit_law,
-                chains=chains,
-                draws=draws,
-                warmup=warmup,
+                sampler=SamplerOptions(chains=chains, draws=draws, warmup=warmup, progress=False),
                 seed=fit_seed,
                 discrepancy=discrepancy,
             )

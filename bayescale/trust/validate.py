@@ -120,13 +120,22 @@ def with_sweep(runs, key: str | np.ndarray):
 def _fit_fold(train, law, structured: bool, discrepancy: bool | None, fit_kwargs):
     from .._util import FitWarning
     from ..inference.fitting import fit
+    from ..settings import FIELDS, SamplerOptions
 
+    tuning = {"progress": False, **{k: v for k, v in fit_kwargs.items() if k in FIELDS}}
+    fit_kwargs = {k: v for k, v in fit_kwargs.items() if k not in FIELDS}
     if not structured:
         train = without_sweep(train)
     use_discrepancy = structured if discrepancy is None else discrepancy
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FitWarning)
-        result = fit(train, law, progress=False, discrepancy=use_discrepancy, **fit_kwargs)
+        result = fit(
+            train,
+            law,
+            discrepancy=use_discrepancy,
+            sampler=SamplerOptions(**tuning),
+            **fit_kwargs,
+        )
     result.info["warn"] = False  # the fold's verdict is reported in fold_ok
     return result
 
