@@ -3,19 +3,16 @@
 bayescale runs NUTS chains in parallel on host devices, so the XLA flag that splits
 the CPU into several devices must be set before JAX initialises its backend. It also
 turns on float64 (scaling-law posteriors are fitted in log space where float32 loses
-the third significant digit of an exponent) and JAX's persistent compilation cache, so
+the third significant digit of an exponent) and the persistent compilation cache, so
 that a second process does not recompile the sampler.
 
 Environment variables (all optional):
 
 * ``BAYESCALE_HOST_DEVICES``: number of CPU devices for parallel chains (default 4).
-* ``BAYESCALE_CACHE_DIR``: cache directory (default ``~/.cache/bayescale/jax``; ``off``
-  disables it). Its ``bayescale-programs`` folder holds the exported NUTS programs
-  (:mod:`bayescale.inference.sampler`), so that a new process does not trace numpyro's
-  NUTS again; deleting the folder is always safe.
-* ``BAYESCALE_JAX_CACHE``: ``0`` leaves out JAX's persistent compilation cache, which
-  otherwise lives in that directory and lets a new process skip the XLA compile too
-  (see :func:`jax_cache_enabled`).
+* ``BAYESCALE_CACHE_DIR``: persistent compilation cache directory
+  (default ``~/.cache/bayescale/jax``; ``off`` disables it). Its ``bayescale-programs``
+  folder holds the exported NUTS programs (:mod:`bayescale.inference.sampler`), so that a new
+  process neither traces nor compiles; deleting the folder is always safe.
 * ``BAYESCALE_X64``: ``0`` keeps JAX in 32-bit mode (not recommended).
 * ``BAYESCALE_GPU_GRAPHS``: ``0`` leaves XLA's GPU command buffers as they are. By
   default bayescale adds ``--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL`` to
@@ -56,17 +53,6 @@ _CONFIGURED = False
 def host_device_count() -> int:
     """Number of CPU devices requested for parallel chains."""
     return max(1, int(os.environ.get("BAYESCALE_HOST_DEVICES", "4")))
-
-
-def jax_cache_enabled() -> bool:
-    """Whether JAX's persistent compilation cache is on (default; ``BAYESCALE_JAX_CACHE=0``
-    turns it off). A new process then loads the compiled sampler instead of compiling it:
-    a second 4-chain fit takes 1.3-1.5 s instead of 6.6 s on 2 cores. On jaxlib 0.12's
-    CPU backend, reading or writing its entries crashed the long pytest process (SIGSEGV
-    in ``deserialize_executable``, an abort in ``serialize``), so the test suite runs its
-    own process without it; the exported programs of ``bayescale-programs`` stay on
-    either way."""
-    return os.environ.get("BAYESCALE_JAX_CACHE", "1").lower() not in ("0", "false", "no", "off")
 
 
 def cache_dir() -> Path | None:
@@ -137,7 +123,7 @@ def prepare() -> None:
         return
     _set_host_devices(host_device_count())
     os.environ["JAX_ENABLE_X64"] = "0" if os.environ.get("BAYESCALE_X64", "1") == "0" else "1"
-    directory = cache_dir() if jax_cache_enabled() else None
+    directory = cache_dir()
     if directory is not None and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
         os.environ["JAX_COMPILATION_CACHE_DIR"] = str(directory)
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
@@ -156,7 +142,7 @@ def configure() -> None:
 
     if os.environ.get("BAYESCALE_X64", "1") != "0":
         jax.config.update("jax_enable_x64", True)
-    directory = cache_dir() if jax_cache_enabled() else None
+    directory = cache_dir()
     if directory is not None:
         try:
             directory.mkdir(parents=True, exist_ok=True)

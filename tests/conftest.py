@@ -18,31 +18,6 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # process of its own. JAX_PLATFORMS=cuda,cpu runs the whole suite on the GPU instead.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-
-def _configure_without_jax_cache() -> None:
-    """This process runs without JAX's persistent compilation cache; processes it starts
-    (CLI, interruption and store tests) keep it, as a user's would.
-
-    With jaxlib 0.12 on the CPU, reading or writing cache entries crashed this long
-    process (SIGSEGV in deserialize_executable, an abort in serialize) late in the suite,
-    three runs in a row; the commands it spawns never crashed.
-    """
-    before = os.environ.get("BAYESCALE_JAX_CACHE")
-    os.environ["BAYESCALE_JAX_CACHE"] = "0"
-    try:
-        from bayescale import _jax  # import bayescale prepares JAX: with the cache off
-
-        _jax.prepare()
-        _jax.configure()
-    finally:
-        if before is None:
-            del os.environ["BAYESCALE_JAX_CACHE"]
-        else:
-            os.environ["BAYESCALE_JAX_CACHE"] = before
-
-
-_configure_without_jax_cache()
-
 #: Sampler settings for tests: 4000 draws keep R-hat (gate 1.01) out of its sampling noise on
 #: the harder 30-run ladders (4 x 500 draws gave R-hat 1.010-1.016 by chance on ~1 seed in 8).
 FAST = {"chains": 4, "draws": 1000, "warmup": 500}
