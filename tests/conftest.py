@@ -18,6 +18,34 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # process of its own. JAX_PLATFORMS=cuda,cpu runs the whole suite on the GPU instead.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """After each test module, drop the compiled programs this process holds.
+
+    Every XLA:CPU executable maps its code into memory, and a process may hold at most
+    vm.max_map_count (65530) mappings. Kept for the whole suite they reached 15-20k after
+    three fit-heavy modules, and late in the suite an mmap failed inside XLA: SIGSEGV or
+    abort in compile, deserialize_executable or serialize, wherever the next program
+    was built. Released per module, the count falls back to ~1.6k; a later module loads
+    its programs from JAX's persistent cache instead of compiling them again.
+    """
+    yield
+    import gc
+    import sys
+
+    if "jax" not in sys.modules:
+        return
+    import jax
+
+    programs = sys.modules.get("bayescale.inference._programs")
+    if programs is not None:
+        programs._PROGRAMS.clear()
+        programs._STATE_TREES.clear()
+    jax.clear_caches()
+    gc.collect()
+
+
 #: Sampler settings for tests: 4000 draws keep R-hat (gate 1.01) out of its sampling noise on
 #: the harder 30-run ladders (4 x 500 draws gave R-hat 1.010-1.016 by chance on ~1 seed in 8).
 FAST = {"chains": 4, "draws": 1000, "warmup": 500}

@@ -66,7 +66,8 @@ def test_writing_a_fit_imports_neither_arviz_nor_scipy_stats(tmp_path):
         "import sys, bayescale as bs; "
         "runs = bs.read_runs(bs.simulate_ladder(seed=0), params='params', tokens='tokens', "
         "loss='loss'); "
-        "f = bs.fit(runs, 'chinchilla', seed=0, progress=False, chains=2, warmup=150, draws=100, extend=0); "
+        "f = bs.fit(runs, 'chinchilla', seed=0, sampler=bs.SamplerOptions(progress=False, "
+        "chains=2, warmup=150, draws=100, extend=0)); "
         f"f.to_netcdf({str(tmp_path / 'f.nc')!r}); "
         "print(sorted(m for m in ('arviz', 'scipy.stats') if m in sys.modules))"
     )

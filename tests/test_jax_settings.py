@@ -112,7 +112,7 @@ def test_numpyro_is_imported_outside_any_trace(tmp_path):
         "import bayescale as bs\n"
         "runs = bs.read_runs(bs.simulate_ladder(seed=0), params='params', tokens='tokens', "
         "loss='loss')\n"
-        "bs.fit(runs, 'chinchilla', seed=3, progress=False, chains=2, warmup=150, draws=100)\n"
+        "bs.fit(runs, 'chinchilla', seed=3, sampler=bs.SamplerOptions(progress=False, chains=2, warmup=150, draws=100))\n"
         "print(seen)\n"
     )
     out = _run_python(code, BAYESCALE_CACHE_DIR=str(tmp_path), BAYESCALE_NO_PROGRESS="1")
@@ -127,8 +127,8 @@ def test_a_process_with_stored_programs_never_imports_numpyro(tmp_path):
         "import sys, numpy as np, bayescale as bs; "
         "runs = bs.read_runs(bs.simulate_ladder(seed=0), params='params', "
         "tokens='tokens', loss='loss'); "
-        "f = bs.fit(runs, 'chinchilla', seed=3, progress=False, chains=2, warmup=150, "
-        "draws=100); "
+        "f = bs.fit(runs, 'chinchilla', seed=3, sampler=bs.SamplerOptions(progress=False, "
+        "chains=2, warmup=150, draws=100)); "
         "print('numpyro' in sys.modules, float(np.mean(f.samples['E'])))"
     )
     env = {"BAYESCALE_CACHE_DIR": str(tmp_path), "BAYESCALE_NO_PROGRESS": "1"}
