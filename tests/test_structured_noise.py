@@ -128,8 +128,17 @@ def test_discrepancy_widens_only_beyond_the_data(sweeps):
         )
     wide = structured.predict(**beyond, noise=False)
     narrow = off.predict(**beyond, noise=False)
+    # beyond the data each draw moves by exactly kappa * distance * Normal(0, 1) on log loss
+    extra = np.log(np.ravel(wide.draws)) - np.log(np.ravel(narrow.draws))
+    z = extra / (kappa * distance)
+    se = 1 / np.sqrt(z.size)
+    assert abs(np.mean(z)) < 4 * se and abs(np.std(z) - 1) < 4 * se
+    # and the interval widens by what that adds to the law's own spread (the 95% bounds of
+    # 800 draws carry ~10% Monte Carlo error, and the sum is not exactly normal)
     ratio = (wide.upper - wide.lower) / (narrow.upper - narrow.lower)
-    assert ratio[0] > 1.3
+    spread = np.var(np.log(np.ravel(narrow.draws)))
+    expected = np.sqrt(1 + np.mean(kappa**2) * distance**2 / spread)
+    assert ratio[0] > 1 and ratio[0] == pytest.approx(expected, rel=0.15), (ratio, expected)
 
 
 @pytest.mark.slow
