@@ -12,7 +12,7 @@ where speed matters more than the last digit: the script prints both posteriors 
 sd of E, alpha, beta) and the 95% interval of a run 10x beyond the largest compute.
 
 Usage:
-    .venv/bin/python bench/rows.py                  # 1e3, 1e4, 1e5 rows (~25 min, 2 cores)
+    .venv/bin/python bench/rows.py                  # 1e3, 1e4, 1e5 rows (~3 min, 2 cores)
     .venv/bin/python bench/rows.py --sizes 1000 10000 --json out.json
 """
 

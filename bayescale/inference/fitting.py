@@ -27,6 +27,7 @@ from ..model.drift import MAX_FOLD_RUNS
 from ..model.scaling import build_model, pad_size
 from ..posterior.core import Fit
 from ..settings import SamplerOptions, resolve_sampler
+from .pilot import FULL_WARMUP, pilot_start, uses_pilot
 from .sampling import (
     _check_loss_mask,
     _warm_start,
@@ -121,6 +122,9 @@ def fit(
         sampler: how NUTS runs, a :class:`~bayescale.SamplerOptions` (chains, draws,
             warm-up, device, progress bar, target acceptance, mass matrix, continued
             chains); default ``SamplerOptions()``: 4 chains x 1000 warm-up + 1000 draws.
+            A table of 8,192 runs or more runs that warm-up on a random 4,096 of them
+            and then 200 step-size iterations on all (:mod:`bayescale.inference.pilot`;
+            ``info["pilot"]`` records it).
             Spelling its options as keywords of ``fit`` (``chains=8``) still works, with
             a DeprecationWarning, for this release.
         flops_per_token: FLOPs per parameter and token when compute or tokens is derived.
@@ -205,7 +209,21 @@ def fit(
     configure()
     dev = select_device(device)
 
-    retry = extend and not chosen_accept and start is None and target_accept < RETRY_ACCEPT
+    run_warmup, pilot = warmup, None
+    if uses_pilot(runs, warm_start=warm_start, loss_mask=loss_mask):
+        # a large table adapts NUTS on a subsample first (bayescale.inference.pilot)
+        start, pilot = pilot_start(
+            scaling_model,
+            runs,
+            seed=seed,
+            warmup=warmup,
+            chains=chains,
+            device=dev,
+            target_accept=target_accept,
+            dense_mass=dense_mass,
+        )
+        run_warmup = FULL_WARMUP
+    retry = extend and not chosen_accept and warm_start is None and target_accept < RETRY_ACCEPT
     samples, stats, end, extended, target_accept = _sample_until_ok(
         scaling_model,
         runs,
@@ -213,7 +231,7 @@ def fit(
         retry=bool(retry),
         chains=chains,
         draws=draws,
-        warmup=warmup,
+        warmup=run_warmup,
         seed=seed,
         device=dev,
         progress=_progress_default(progress),
@@ -227,16 +245,18 @@ def fit(
         seed=seed,
         chains=chains,
         draws=draws * (1 + extended),
-        warmup=warmup,
+        warmup=run_warmup,
         target_accept=target_accept,
         dense_mass=dense_mass,
         device=device_name(dev),
         seconds=round(time.perf_counter() - started, 3),
     )
+    if pilot is not None:
+        info["pilot"] = pilot
     info["command"] = command if command is not None else _describe_call(data, spec, info)
     if loss_mask is not None:
         info["loss_mask"] = [bool(v) for v in loss_mask]
-    info["warm_start"] = start is not None
+    info["warm_start"] = warm_start is not None
     info["extended"] = extended
     if drift:
         fitted_runs = runs if loss_mask is None else runs.select(loss_mask)
@@ -391,7 +411,8 @@ def auto_likelihood(spec: ModelSpec, runs: Runs, loss_mask=None) -> str:
 def _describe_call(data, spec: ModelSpec, info: Mapping) -> str:
     """A readable record of an API call, for the fit file's provenance."""
     source = str(data) if isinstance(data, str | Path) else type(data).__name__
-    settings = ", ".join(f"{k}={info[k]!r}" for k in ("chains", "draws", "warmup"))
+    asked = {**info, "warmup": info.get("pilot", {}).get("warmup", info["warmup"])}
+    settings = ", ".join(f"{k}={asked[k]!r}" for k in ("chains", "draws", "warmup"))
     return (
         f"bayescale.fit({source}, law={spec.name!r}, seed={info['seed']!r}, "
         f"sampler=SamplerOptions({settings}))"
