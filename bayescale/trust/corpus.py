@@ -29,6 +29,9 @@ The studies:
 * ``clark/<router>`` (4): Clark et al. 2022's routed models, one ``kaplan_n`` power law per
   expert count (``--group``); fit dense sizes below the largest, predict the largest. The
   law cannot carry anything across expert counts: the gap a law over E must close.
+* ``clark-experts``: the same runs with ``clark2022``, which reads the expert count E
+  (``inputs={"E": ...}``), every router in one fit (``pooling="shared"``: the dense law is
+  common, each router has its own gains and transform); fit E <= 64, predict E = 128..512.
 
 Example:
     >>> table = run_corpus(names=["epoch"])                       # doctest: +SKIP
@@ -72,6 +75,7 @@ CI_STUDIES = (
     "gadre-overtrain/rpj",
     "xlstm/mlstm",
     "clark/S-Base",
+    "clark-experts",
 )
 
 
@@ -160,7 +164,7 @@ def studies(path: str | None = None) -> list[Study]:
 
     Example:
         >>> len(studies())          # doctest: +SKIP
-        45
+        46
     """
     out: list[Study] = []
     porian = _read_csv(_data_file(PORIAN, path))
@@ -264,6 +268,21 @@ def studies(path: str | None = None) -> list[Study]:
                 note="one power law per expert count: nothing carries across E (needs a law over E)",
             )
         )
+    out.append(
+        Study(
+            "clark-experts",
+            "clark",
+            _plain(CLARK),
+            {
+                "params": "dense_parameter_count",
+                "loss": "loss_validation",
+                "group": "router_type",
+            },
+            {"holdout": "num_experts>=128", "fit_set": "num_experts<=64"},
+            law="clark2022",
+            options={"inputs": {"E": "num_experts"}, "pooling": "shared"},
+        )
+    )
     return out
 
 
