@@ -12,6 +12,16 @@ better but does not halve Chinchilla's error, and R*_D is not the paper's 15.4: 
 two-stage fit (A, B, alpha, beta, E from the 26 one-epoch runs as priors: R*_D 40 [29, 59],
 error 7.3%) nor the fixed U_N = 0.051 U_D of the SLDBench reference (R*_D 39 [28, 63],
 error 8.6%) nor dropping runs of D < 1e9 (R*_D 32, error 8.4%) brings it there.
+
+The two held-out runs are not an extrapolation the fit set could inform: their compute
+(6.1e20) lies inside the fit set's (up to 9.3e20), and each is beaten by a fit-set run with
+fewer parameters, no more tokens and no more unique tokens. The 3.9B model on 26B unique
+tokens reaches 2.917 where the 619M model on 22B reaches 2.900; the 3.9B on 26B tokens over
+12B unique reaches 2.948 where the 1.1B on 12B over 12B reaches 2.926. Every law that falls
+with N, D and U (chinchilla and muennighoff2023 both) must put them below those losses; by
+how much, the fit set's runs say: the 2.8B model on 36B unique tokens, at the same compute,
+reaches 2.619. The laws' medians for the first run are 2.66 (chinchilla) and 2.74
+(muennighoff2023, in the backtest corpus); halving Chinchilla's 9.3% needs 2.78 or more.
 """
 
 import numpy as np
@@ -78,6 +88,22 @@ def test_the_files_labels_read_as_written_give_no_epoch_above_one(split):
         )
 
 
+def test_each_held_out_run_is_beaten_by_a_smaller_run_on_no_more_data(split):
+    train, held = split
+    # D is the file's unique_tokens column and U its tokens column (see the module docstring)
+    for _, run in held.iterrows():
+        beaten = train[
+            (train.params < run.params)
+            & (train.unique_tokens <= run.unique_tokens)
+            & (train.tokens <= run.tokens)
+            & (train.loss < run.loss)
+        ]
+        assert len(beaten) >= 1, run.id
+    assert (6 * held.params * held.unique_tokens).max() < (
+        6 * train.params * train.unique_tokens
+    ).max()
+
+
 @pytest.mark.slow
 def test_data_constrained_law_beats_chinchilla_on_the_largest_size(fits, split):
     constrained, chinchilla = fits
@@ -95,7 +121,8 @@ def test_data_constrained_law_beats_chinchilla_on_the_largest_size(fits, split):
 @pytest.mark.xfail(
     strict=True,
     reason="measured: error 6.5% vs Chinchilla's 9.3% (ratio 0.70, not <= 0.5); R*_D 37 "
-    "[26, 58] excludes the paper's 15.4 (see the module docstring)",
+    "[26, 58] excludes the paper's 15.4; the held-out runs are beaten by smaller runs on no "
+    "more data (see the module docstring)",
 )
 def test_issue_targets_halved_error_and_the_papers_r_d(fits, split):
     constrained, chinchilla = fits
