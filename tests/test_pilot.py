@@ -89,3 +89,16 @@ def test_the_pilot_leaves_the_posterior_as_the_full_warm_up_finds_it(both_fits):
         # sd differs by 4% between two seeds of the full warm-up, at bulk ESS ~4400)
         rel = 4 * np.sqrt(1 / (2 * a.loc[name, "ess_tail"]) + 1 / (2 * b.loc[name, "ess_tail"]))
         assert abs(a.loc[name, "sd"] / b.loc[name, "sd"] - 1) < rel, name
+
+
+@pytest.mark.slow
+def test_a_table_of_10000_runs_takes_the_pilot_and_recovers_the_law():
+    # the real thresholds: 10,000 runs >= PILOT_MIN_ROWS, a pilot of PILOT_ROWS runs
+    fitted = bs.fit(_table(10_000, seed=1), "chinchilla", params="N", tokens="D", loss="loss")
+    assert fitted.info["pilot"]["rows"] == pilot.PILOT_ROWS
+    assert fitted.info["warmup"] == pilot.FULL_WARMUP
+    assert fitted.diagnostics.ok, fitted.diagnostics.messages
+    summary = fitted.summary(prob=0.99)
+    for name in ("E", "alpha", "beta"):
+        row = summary.loc[name]
+        assert row["lower"] < TRUTH[name] < row["upper"], (name, row.to_dict())
