@@ -45,11 +45,12 @@ class SamplerOptions:
         progress: progress bar; ``None`` shows it unless ``CI`` or
             ``BAYESCALE_NO_PROGRESS`` is set.
         target_accept: NUTS target acceptance probability; ``None`` is 0.95 (0.97 for
-            partial pooling), and a fit that diverges there is run again at 0.99.
+            partial pooling), and a fit that diverges there is run again at 0.99, and
+            if it still diverges, at 0.999.
         dense_mass: adapt a dense mass matrix (exponents and coefficients correlate).
         extend: while R-hat or ESS fail (with no divergences), continue every chain for
             another ``draws`` draws, at most ``extend`` times; ``0`` also turns off the
-            re-run at 0.99.
+            re-runs at 0.99 and 0.999.
 
     Example:
         >>> import bayescale as bs
