@@ -24,8 +24,8 @@ Example:
     >>> import bayescale as bs
     >>> runs = bs.read_runs(bs.simulate_ladder(seed=0), params="params", tokens="tokens",
     ...                     loss="loss")
-    >>> sorted(pilot_rows(runs, 5, seed=0).tolist())  # doctest: +SKIP
-    [1, 4, 6, 9, 11]
+    >>> pilot_rows(runs, 5, seed=0).tolist()
+    [3, 11, 16, 28, 29]
 """
 
 from __future__ import annotations
