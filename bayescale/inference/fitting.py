@@ -257,7 +257,9 @@ def fit(
     )
     if pilot is not None:
         info["pilot"] = pilot
-    info["command"] = command if command is not None else _describe_call(data, spec, info)
+    if command is None:  # the call as the user made it: its warm-up, which a pilot ran
+        command = _describe_call(data, spec, info, warmup=warmup)
+    info["command"] = command
     if loss_mask is not None:
         info["loss_mask"] = [bool(v) for v in loss_mask]
     info["warm_start"] = warm_start is not None
@@ -412,11 +414,11 @@ def auto_likelihood(spec: ModelSpec, runs: Runs, loss_mask=None) -> str:
     return "student_t" if fewest >= 2 * k - 1 else "normal"
 
 
-def _describe_call(data, spec: ModelSpec, info: Mapping) -> str:
+def _describe_call(data, spec: ModelSpec, info: Mapping, *, warmup: int) -> str:
     """A readable record of an API call, for the fit file's provenance."""
     source = str(data) if isinstance(data, str | Path) else type(data).__name__
-    asked = {**info, "warmup": info.get("pilot", {}).get("warmup", info["warmup"])}
-    settings = ", ".join(f"{k}={asked[k]!r}" for k in ("chains", "draws", "warmup"))
+    asked = {"chains": info["chains"], "draws": info["draws"], "warmup": warmup}
+    settings = ", ".join(f"{k}={v!r}" for k, v in asked.items())
     return (
         f"bayescale.fit({source}, law={spec.name!r}, seed={info['seed']!r}, "
         f"sampler=SamplerOptions({settings}))"
