@@ -438,6 +438,11 @@ def run() -> None:
         # though main() handled it: under load tests/test_interrupt.py saw exit -2 after
         # "error: interrupted". The command is over and its files are whole: exit now.
         os._exit(EXIT_INTERRUPTED)
+    # The command is over and its files are whole, so Ctrl-C from here on is ignored.
+    # Python's finalisation resets a Python-level SIGINT handler to the default, which
+    # kills the process (exit -2, seen in CI after a fit had written its file); a
+    # handler set to SIG_IGN is left as it is, and the exit status stays the command's.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code)
 
 
