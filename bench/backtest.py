@@ -4,7 +4,7 @@
     .venv/bin/python bench/backtest.py --studies epoch porian/   # a subset (name or prefix)
     .venv/bin/python bench/backtest.py --json out.json  # also write every number
 
-The data folder is $BAYESCALE_DATA or ../shared/data. See bayescale/corpus.py for the
+The data folder is $BAYESCALE_DATA or ../shared/data. See bayescale/trust/corpus.py for the
 studies and docs/backtest.md for how to read the table.
 """
 
