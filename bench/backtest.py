@@ -3,6 +3,7 @@
     .venv/bin/python bench/backtest.py                  # the whole corpus (make backtest)
     .venv/bin/python bench/backtest.py --studies epoch porian/   # a subset (name or prefix)
     .venv/bin/python bench/backtest.py --json out.json  # also write every number
+    .venv/bin/python bench/backtest.py --no-scatter-growth   # every fit without it
 
 The data folder is $BAYESCALE_DATA or ../shared/data. See bayescale/trust/corpus.py for the
 studies and docs/backtest.md for how to read the table.
@@ -24,6 +25,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--studies", nargs="*", help="study names or prefixes (default: all)")
     parser.add_argument("--json", help="write the table, pooled scores and every run here")
     parser.add_argument("--no-baseline", action="store_true", help="skip the point-fit baseline")
+    growth = parser.add_mutually_exclusive_group()
+    growth.add_argument(
+        "--scatter-growth",
+        dest="scatter_growth",
+        action="store_const",
+        const=True,
+        default=None,
+        help="fit every study with fit(..., scatter_growth=True) instead of the default",
+    )
+    growth.add_argument(
+        "--no-scatter-growth",
+        dest="scatter_growth",
+        action="store_const",
+        const=False,
+        help="fit every study with fit(..., scatter_growth=False)",
+    )
     args = parser.parse_args(argv)
 
     from bayescale.trust.corpus import format_table, pooled, run_corpus
@@ -33,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         names=args.studies or None,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
         baseline=not args.no_baseline,
+        scatter_growth=args.scatter_growth,
     )
     summary = pooled(table)
     print(format_table(table, summary))

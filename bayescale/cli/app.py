@@ -201,6 +201,7 @@ def cmd_fit(args) -> int:
         priors=_parse_priors(args.prior),
         warm_start=warm_start,
         drift=not args.no_drift,
+        scatter_growth=args.scatter_growth,  # None: bayescale's choice
         command="bayescale " + " ".join(sys.argv[1:]) if sys.argv else None,
     )
     result.to_netcdf(out, overwrite=args.force)
@@ -324,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the law's posterior alone beyond the data (no drift learned from the ladder's "
         "own backtest; such intervals are too narrow on real ladders)",
     )
+    _add_scatter_growth(p)
     p.add_argument("--out", required=True, help="netCDF file to write")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.add_argument("--no-progress", action="store_true")
@@ -453,6 +455,27 @@ def _exit_interrupted(signum, frame) -> None:
         fitfile.remove_pending()
     os.write(2, b"error: interrupted\n")
     os._exit(EXIT_INTERRUPTED)
+
+
+def _add_scatter_growth(p) -> None:
+    """``--scatter-growth`` / ``--no-scatter-growth`` (default: bayescale's choice)."""
+    both = p.add_mutually_exclusive_group()
+    both.add_argument(
+        "--scatter-growth",
+        dest="scatter_growth",
+        action="store_const",
+        const=True,
+        default=None,
+        help="let the scatter widen toward the small end of the ladder (default: on for "
+        "laws of params, tokens and compute with at least 2k - 1 runs)",
+    )
+    both.add_argument(
+        "--no-scatter-growth",
+        dest="scatter_growth",
+        action="store_const",
+        const=False,
+        help="one scatter for every run, however far below the top of the ladder",
+    )
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

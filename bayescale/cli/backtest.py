@@ -11,7 +11,7 @@ With ``--json`` it prints one object: ``{"summary": {...}, "folds": [...], "runs
 
 from __future__ import annotations
 
-from .app import CliError, _add_input, _add_json, _emit, _pairs
+from .app import CliError, _add_input, _add_json, _add_scatter_growth, _emit, _pairs
 from .calibrate import _positive_int
 
 __all__ = ["cmd_backtest", "register"]
@@ -49,6 +49,7 @@ def cmd_backtest(args) -> int:
         progress=False,
         **({"likelihood": args.likelihood} if args.likelihood else {}),
         **({"pooling": args.pooling} if args.pooling else {}),
+        scatter_growth=args.scatter_growth,
     )
     payload = result.to_dict()
     if args.plot:
@@ -103,6 +104,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--likelihood", choices=("student_t", "normal"))
     p.add_argument("--pooling", choices=("none", "shared", "partial"))
+    _add_scatter_growth(p)
     p.add_argument("--no-baseline", action="store_true", help="skip the point-fit baseline")
     p.add_argument("--chains", type=_positive_int, default=4)
     p.add_argument("--draws", type=_positive_int, default=1000)

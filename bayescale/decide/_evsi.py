@@ -19,7 +19,16 @@ import numpy as np
 import pandas as pd
 
 from ._arms import Arm, ArmSet, resolve_arms
-from ._metrics import Target, check_metric, gate, metric_draws, number, rngs, structured_scale
+from ._metrics import (
+    Target,
+    check_metric,
+    gate,
+    metric_draws,
+    number,
+    rngs,
+    scatter_factor,
+    structured_scale,
+)
 from ._psis import K_THRESHOLD, psis
 
 __all__ = ["NextRuns", "next_experiment", "read_candidates"]
@@ -226,7 +235,7 @@ def _log_likelihood_matrix(arm: Arm, candidate: dict, n_sim: int, rng) -> np.nda
         log_mu = log_mu + fit.flat("sweep_effect")[:, index][arm.order]
     extra = structured_scale(arm, values["compute"], new_sweep=sweep is None)
     noise = arm.sites(["sigma"] + (["nu"] if arm.has_site("nu") else []))
-    sigma = noise["sigma"]
+    sigma = noise["sigma"] * scatter_factor(arm, values)  # a small candidate scatters more
     scale = np.sqrt(sigma**2 + extra**2)
     source = rng.integers(n_draws, size=n_sim)
     if "nu" in noise:

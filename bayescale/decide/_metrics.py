@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,6 +174,30 @@ def _noise_term(arm: Arm, rng: np.random.Generator, scale_site="sigma", df_site=
     return sites[scale_site] * rng.standard_normal(sites[scale_site].shape)
 
 
+def scatter_factor(arm: Arm, values: Mapping[str, float | None]) -> np.ndarray | float:
+    """``exp(scatter_growth * depth)`` per draw at one target, ``(S,)`` (1.0 without it).
+
+    ``values`` holds the target's params, tokens and compute (any may be None); a
+    compute-optimal target's scale for a law of params and tokens is log(C / flops per
+    token), whatever each draw's split of C.
+    """
+    from ..model.scatter import scale_inputs
+
+    model = arm.fit.model
+    if not getattr(model, "scatter_growth", False):
+        return 1.0
+    names = scale_inputs(model.law)
+    known = {k: np.asarray([v], np.float64) for k, v in values.items() if v is not None}
+    if names == ("params", "tokens") and not {"params", "tokens"} <= set(known):
+        if "compute" not in known:
+            return 1.0
+        known = {"params": known["compute"] / arm.flops_per_token, "tokens": np.ones(1)}
+    if not set(names) <= set(known):
+        return 1.0
+    depth = model.depth(known, np.asarray([arm.code], np.int32))[0]
+    return np.exp(arm.sites(["scatter_growth"])["scatter_growth"] * depth)
+
+
 def structured_scale(arm: Arm, compute: float | None, new_sweep: bool) -> np.ndarray:
     """Per-draw sd of the sweep deviation (new sweep) and beyond-the-data discrepancy."""
     fit, model = arm.fit, arm.fit.model
@@ -223,7 +248,8 @@ def metric_draws(arm: Arm, target: Target, metric: str, noise: bool, rng) -> np.
         if getattr(fit.model, "n_sweeps", 0):  # the big run is a sweep of its own
             tau = fit.flat("tau_sweep")[arm.order]
             log_loss = log_loss + tau * rng.standard_normal(log_loss.shape)
-        log_loss = log_loss + _noise_term(arm, rng)
+        factor = scatter_factor(arm, target.values(arm.flops_per_token))
+        log_loss = log_loss + _noise_term(arm, rng) * factor
     return to_metric(arm, np.exp(log_loss), metric, noise, rng)
 
 

@@ -99,6 +99,7 @@ def fit(
     likelihood: str | None = None,
     pooling: str | None = None,
     discrepancy: bool = False,
+    scatter_growth: bool | None = None,
     drift: bool = True,
     seed: int = 0,
     sampler: SamplerOptions | None = None,
@@ -139,6 +140,14 @@ def fit(
             inside the data can inform it; override with ``priors={"kappa": ...}``).
             A sweep column (``sweep=``) adds a shared deviation per sweep,
             ``Normal(0, tau_sweep)``, which predictions for a new sweep draw afresh.
+        scatter_growth: let the run-to-run scatter widen toward the small end of the
+            ladder, ``sigma * exp(scatter_growth * depth)`` with ``depth`` the e-folds of
+            compute below the fit set's top and ``scatter_growth ~ HalfNormal(0.2)``. Small
+            runs that the law's form does not follow then weigh less than the runs
+            nearest the extrapolation; predictions at or beyond the top keep ``sigma``.
+            Default (None): on for laws of params, tokens and compute alone when the runs
+            can inform a second noise parameter (:func:`auto_scatter_growth`);
+            ``info["scatter_growth"]`` records the choice.
         loss_mask: optional booleans, one per run: False leaves that run's loss out of
             the loss-law likelihood while its (loss, error) pair still informs the
             downstream link (Gadre et al.'s 1.4B M=20 run). Default priors and the
@@ -200,8 +209,13 @@ def fit(
     loss_mask = _check_loss_mask(loss_mask, runs)
     if likelihood is None and _default_likelihood(law):
         spec = spec.with_(likelihood=auto_likelihood(spec, runs, loss_mask))
+    if scatter_growth is None:
+        scatter_growth = auto_scatter_growth(spec, runs, loss_mask)
     scaling_model = build_model(
-        spec, runs if loss_mask is None else runs.select(loss_mask), discrepancy=discrepancy
+        spec,
+        runs if loss_mask is None else runs.select(loss_mask),
+        discrepancy=discrepancy,
+        scatter_growth=scatter_growth,
     )
     if spec.law.check is not None:  # once per fit, not once per drift fold
         spec.law.check(runs)
@@ -264,6 +278,7 @@ def fit(
         info["loss_mask"] = [bool(v) for v in loss_mask]
     info["warm_start"] = warm_start is not None
     info["extended"] = extended
+    info["scatter_growth"] = bool(scaling_model.scatter_growth)
     if drift:
         fitted_runs = runs if loss_mask is None else runs.select(loss_mask)
         calibration = _calibrate_drift(
@@ -358,7 +373,9 @@ def _calibrate_drift(spec, runs, scaling_model, size, dev, *, seed, **settings) 
 
     def fit_fold(train, fold_seed):
         train = without_sweep(train)  # a fold predicts new budgets: no sweep effects
-        model = build_model(fold_spec, train)
+        # a fold grows its scatter as its fit does, when it has the runs to inform it
+        growth = scaling_model.scatter_growth and _enough_runs(fold_spec, train)
+        model = build_model(fold_spec, train, scatter_growth=growth)
         # a re-run at a higher target acceptance only when the fold's diagnostics fail: a
         # few divergences barely move the median and spread of its predictions, and a re-run
         # of every fold that diverged once doubled the cost of the calibration
@@ -404,6 +421,11 @@ def auto_likelihood(spec: ModelSpec, runs: Runs, loss_mask=None) -> str:
     """
     if spec.likelihood != "student_t":
         return spec.likelihood
+    return "student_t" if _enough_runs(spec, runs, loss_mask) else "normal"
+
+
+def _enough_runs(spec: ModelSpec, runs: Runs, loss_mask=None) -> bool:
+    """Whether at least ``2k - 1`` runs inform each noise scale (k law parameters each)."""
     fitted = runs if loss_mask is None else runs.select(loss_mask)
     k = len(spec.law.parameter_names)
     if spec.pooling == "none" and fitted.group is not None and len(fitted.group_names) > 1:
@@ -411,7 +433,29 @@ def auto_likelihood(spec: ModelSpec, runs: Runs, loss_mask=None) -> str:
         fewest = int(counts[counts > 0].min())
     else:
         fewest, k = fitted.n_runs, k * (1 if fitted.group is None else len(fitted.group_names))
-    return "student_t" if fewest >= 2 * k - 1 else "normal"
+    return fewest >= 2 * k - 1
+
+
+def auto_scatter_growth(spec: ModelSpec, runs: Runs, loss_mask=None) -> bool:
+    """Whether a fit grows its scatter toward the small end of the ladder by default.
+
+    On for laws of params, tokens and compute alone, when the runs can inform a noise
+    parameter beyond ``sigma`` (the rule of :func:`auto_likelihood`: at least ``2k - 1``
+    runs per noise scale). Off for laws of further inputs (unique tokens, experts), whose
+    runs differ along axes the depth in compute does not measure, and for tiny ladders
+    (Gadre et al.'s 5 runs for 4 parameters): on the backtest corpus both were less
+    accurate with it (``docs/calibration.md``).
+
+    Example:
+        >>> auto_scatter_growth(resolve_spec("chinchilla"), bs.read_runs(bs.load_chinchilla(),
+        ...     params="Model Size", compute="Training FLOP", loss="loss"))   # doctest: +SKIP
+        True
+    """
+    from ..model.scatter import scale_inputs
+
+    law = spec.law
+    plain = set(law.inputs) <= {"params", "tokens", "compute"} and bool(scale_inputs(law))
+    return plain and _enough_runs(spec, runs, loss_mask)
 
 
 def _describe_call(data, spec: ModelSpec, info: Mapping, *, warmup: int) -> str:

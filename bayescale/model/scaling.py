@@ -51,11 +51,12 @@ from .noise import (
     sweep_projection,
     warn_if_improper,
 )
+from .scatter import check_scale, depth, scale_frontier
 
 __all__ = ["ScalingModel", "build_model", "pad_size"]
 
 _TAU_PRIOR = Prior("HalfNormal", {"sigma": 0.5})
-_UNGROUPED = ("tau_sweep", "kappa", "drift", "drift_ratio")
+_UNGROUPED = ("tau_sweep", "kappa", "drift", "drift_ratio", "scatter_growth")
 DOWNSTREAM_NAMES = ("eps", "k", "gamma")
 
 
@@ -91,6 +92,10 @@ class ScalingModel:
             the data; ``"drift_ratio"``: per e-fold of tokens per parameter beyond the
             largest fitted), learned from the ladder's own backtest
             (:mod:`bayescale.model.drift`), not sampled by NUTS.
+        scatter_growth: whether the run-to-run scatter widens toward the small end of the
+            fit set, ``sigma * exp(scatter_growth * depth)``, ``depth`` the e-folds of
+            scale (log compute, or the law's log params and tokens) below the fit set's
+            top (:meth:`depth`); runs at or beyond the top scatter by ``sigma``.
     """
 
     spec: ModelSpec
@@ -101,6 +106,7 @@ class ScalingModel:
     discrepancy: bool = False
     frontier: Mapping[str, float] = field(default_factory=dict)
     drift: tuple[str, ...] = ()
+    scatter_growth: bool = False
 
     # ------------------------------------------------------------------ structure
     @property
@@ -155,6 +161,7 @@ class ScalingModel:
             )
         sites += ["tau_sweep"] if self.n_sweeps else []
         sites += ["kappa"] if self.discrepancy else []
+        sites += ["scatter_growth"] if self.scatter_growth else []
         sites += list(self.drift)
         return tuple(sites)
 
@@ -184,6 +191,7 @@ class ScalingModel:
             tuple(sorted((k, p.static_key()) for k, p in self.priors.items())),
             self.n_sweeps,
             self.discrepancy,
+            self.scatter_growth,
         )
 
     def hyper(self) -> dict[str, dict[str, np.ndarray]]:
@@ -215,6 +223,10 @@ class ScalingModel:
         if group is not None:
             codes[:n] = np.asarray(group, np.int32)
         out = {"x": x, "group": codes, "mask": mask}
+        if self.scatter_growth:
+            depth = np.zeros(size)
+            depth[:n] = self.depth(values, codes[:n])
+            out["depth"] = depth
         if self.n_sweeps:
             sweep_codes = np.zeros(size, np.int32)
             if sweep is not None:
@@ -224,6 +236,10 @@ class ScalingModel:
                 sum(x[k][:n] for k in self.law.inputs), sweep_codes[:n], codes[:n]
             )
         return out
+
+    def depth(self, values: Mapping[str, np.ndarray], codes=None) -> np.ndarray:
+        """E-folds of scale below the fit set's top, >= 0 (:func:`~bayescale.model.scatter.depth`)."""
+        return depth(self, values, codes)
 
     def sweep_projection(self, log_scale, sweep, group) -> np.ndarray:
         """Projection that keeps sweep deviations free of what the law owns.
@@ -312,6 +328,14 @@ class ScalingModel:
             # beyond the data only: no observed run informs kappa, its posterior is its prior
             numpyro.sample("kappa", self.priors["kappa"].unnormalized(hyper["kappa"]))
         sigma = self._sample_parameter("sigma", hyper, group)
+        if self.scatter_growth:
+            # scatter that widens toward the small end of the ladder: runs far below the
+            # top weigh less, runs at the top (and every prediction beyond it) keep sigma
+            growth = numpyro.sample(
+                "scatter_growth",
+                self.priors["scatter_growth"].unnormalized(hyper["scatter_growth"]),
+            )
+            sigma = sigma * jnp.exp(growth * inputs["depth"])
         # Student-t: (nu, its log-density terms computed per group) per run
         nu = (
             self._sample_parameter("nu", hyper, group, derived=student_t_df_terms)
@@ -350,7 +374,9 @@ class ScalingModel:
         return out
 
 
-def build_model(spec: ModelSpec, runs, discrepancy: bool = False) -> ScalingModel:
+def build_model(
+    spec: ModelSpec, runs, discrepancy: bool = False, scatter_growth: bool = False
+) -> ScalingModel:
     """Resolve priors against the data and fix the reference scale.
 
     Args:
@@ -358,9 +384,12 @@ def build_model(spec: ModelSpec, runs, discrepancy: bool = False) -> ScalingMode
         runs: a validated :class:`~bayescale.data.runs.Runs`; a sweep column adds the sweep
             random effect (``tau_sweep``).
         discrepancy: add the beyond-the-data discrepancy term (``kappa``).
+        scatter_growth: let the scatter widen toward the small end of the fit set
+            (``scatter_growth``, see :class:`ScalingModel`).
 
     Raises:
-        ValueError: when the runs cannot identify the law (see ``Runs.require``).
+        ValueError: when the runs cannot identify the law (see ``Runs.require``), or
+            ``scatter_growth`` for a law with none of params, tokens and compute.
     """
     law = spec.law
     runs.require(tuple(law.inputs), len(law.parameter_names), law.name)
@@ -396,6 +425,9 @@ def build_model(spec: ModelSpec, runs, discrepancy: bool = False) -> ScalingMode
         priors["tau_sweep"] = STRUCTURED_PRIORS["tau_sweep"]
     if discrepancy:
         priors["kappa"] = STRUCTURED_PRIORS["kappa"]
+    if scatter_growth:
+        check_scale(law)
+        priors["scatter_growth"] = STRUCTURED_PRIORS["scatter_growth"]
     frontier = {
         name: float(np.log(np.max(getattr(runs, name))))
         for name in ("params", "tokens", "compute")
@@ -408,6 +440,8 @@ def build_model(spec: ModelSpec, runs, discrepancy: bool = False) -> ScalingMode
     )
     if ratio is not None:
         frontier["ratio"] = float(ratio.max())
+    if scatter_growth:  # the top of the scale, from which the scatter grows
+        frontier.update(scale_frontier(law, values, runs, len(group_names) > 1))
     if len(group_names) > 1:  # each arm's own edge: "compute[llama]"
         for code, gname in enumerate(runs.group_names):
             rows = np.asarray(runs.group) == code
@@ -436,7 +470,14 @@ def build_model(spec: ModelSpec, runs, discrepancy: bool = False) -> ScalingMode
             )
         priors[name] = prior
     model = ScalingModel(
-        spec, priors, group_names, log_ref, sweep_names, bool(discrepancy), frontier
+        spec,
+        priors,
+        group_names,
+        log_ref,
+        sweep_names,
+        bool(discrepancy),
+        frontier,
+        scatter_growth=bool(scatter_growth),
     )
     if spec.likelihood == "student_t":
         warn_if_improper(model, runs)

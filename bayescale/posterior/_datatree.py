@@ -128,6 +128,7 @@ def fit_record(fit: Fit) -> dict:
         "sweep_names": list(getattr(fit.runs, "sweep_names", ()) or ()),
         "model_sweep_names": list(fit.model.sweep_names),
         "discrepancy": bool(fit.model.discrepancy),
+        "scatter_growth": bool(fit.model.scatter_growth),
         "drift": list(fit.model.drift),
         "frontier": dict(fit.model.frontier),
         "log_ref": dict(fit.model.log_ref),

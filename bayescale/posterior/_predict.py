@@ -108,10 +108,23 @@ def log_loss_draws(fit: Fit, values: Mapping[str, np.ndarray], codes: np.ndarray
     return np.asarray(fit.law.log_loss(theta, x), np.float64)
 
 
-def run_noise(fit: Fit, site_scale: str, site_df: str, codes, shape, rng) -> np.ndarray:
+def scatter_factor(fit: Fit, values: Mapping[str, np.ndarray], codes=None) -> np.ndarray | float:
+    """``exp(scatter_growth * depth)`` per draw and target (1.0 for a fit without it).
+
+    Example:
+        >>> scatter_factor(fit, {"params": np.array([1e8]), "tokens": np.array([2e9])})  # doctest: +SKIP
+    """
+    if not getattr(fit.model, "scatter_growth", False):
+        return 1.0
+    depth = fit.model.depth(values, codes)
+    return np.exp(fit.flat("scatter_growth")[:, None] * depth[None, :])
+
+
+def run_noise(fit: Fit, site_scale: str, site_df: str, codes, shape, rng, factor=1.0) -> np.ndarray:
+    """Run-to-run noise draws ``(draws, targets)``; ``factor`` scales the scatter."""
     flat = {n: fit.flat(n) for n in (site_scale, site_df) if n in fit.samples}
     theta = fit.model.theta_for_rows(flat, codes, list(flat))
-    scale = np.broadcast_to(theta[site_scale], shape)
+    scale = np.broadcast_to(theta[site_scale] * factor, shape)
     if site_df in theta:
         df = np.broadcast_to(theta[site_df], shape)
         return scale * rng.standard_t(df)
@@ -143,7 +156,11 @@ def predict(
     rng = np.random.default_rng(seed)
     log_mu = log_loss_draws(fit, values, codes)
     log_mu = log_mu + structured(fit, values, sweep, noise, rng, log_mu.shape, codes)
-    log_loss = log_mu + (run_noise(fit, "sigma", "nu", codes, log_mu.shape, rng) if noise else 0.0)
+    if noise:
+        factor = scatter_factor(fit, values, codes)
+        log_loss = log_mu + run_noise(fit, "sigma", "nu", codes, log_mu.shape, rng, factor)
+    else:
+        log_loss = log_mu
     # Student-t run noise with a small nu has tails beyond exp's range: cap them at
     # 1e304 nats (far outside any interval) rather than let inf turn quantiles into NaN
     loss = np.exp(np.minimum(log_loss, 700.0))

@@ -320,7 +320,8 @@ class Fit:
         flat = {n: self.flat(n) for n in self.model.noise_sites}
         t = self.model.theta_for_rows(flat, codes, list(flat))
         y = np.log(self.runs.loss)[None, :]
-        ll = _log_density(y, log_mu, t["sigma"], t.get("nu"))
+        sigma = t["sigma"] * _predict.scatter_factor(self, values, codes)
+        ll = _log_density(y, log_mu, sigma, t.get("nu"))
         ll = np.broadcast_to(ll, log_mu.shape)[:, self.loss_runs()]
         return ll.reshape(self.n_chains, self.n_draws, -1)
 

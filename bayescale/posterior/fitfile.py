@@ -250,6 +250,7 @@ def _fit_from_file(tree, record: dict, path: Path) -> Fit:
         bool(record.get("discrepancy", False)),
         {k: float(v) for k, v in record.get("frontier", {}).items()},
         tuple(str(v) for v in record.get("drift", ())),
+        bool(record.get("scatter_growth", False)),
     )
     internal = tree["bayescale_samples"].to_dataset()
     samples = {k: np.asarray(internal[k].values) for k in internal.data_vars}

@@ -137,6 +137,7 @@ def _loo_pit(fit, runs, values) -> tuple[np.ndarray, np.ndarray]:
     from scipy import stats
 
     from .._chunks import row_chunks
+    from ._predict import scatter_factor
     from .core import _log_density
 
     model = fit.model
@@ -151,7 +152,9 @@ def _loo_pit(fit, runs, values) -> tuple[np.ndarray, np.ndarray]:
         if sweeps is not None:
             log_mu = log_mu + fit.flat("sweep_effect")[:, sweeps[c]]
         noise = model.theta_for_rows(flat_noise, codes[c], names)
-        sigma = np.broadcast_to(noise["sigma"], log_mu.shape)
+        part = {k: v[c] for k, v in values.items()}
+        factor = scatter_factor(fit, part, codes[c])
+        sigma = np.broadcast_to(noise["sigma"] * factor, log_mu.shape)
         nu = np.broadcast_to(noise["nu"], log_mu.shape) if "nu" in noise else None
         resid = (log_y[None, c] - log_mu) / sigma
         cdf = stats.t.cdf(resid, nu) if nu is not None else stats.norm.cdf(resid)
