@@ -155,7 +155,12 @@ def test_fit_many_warns_once_for_fits_that_are_not_ok(ladders, monkeypatch):
     with pytest.warns(
         bs.FitWarning, match=r"not ok for 2 of 3 datasets \(0, 2\); first: "
     ) as record:
-        fits = bs.fit_many(ladders[:3], "chinchilla", **sampled(likelihood="normal", **COLUMNS))
+        # the fake sampler draws the law and sigma alone: no scatter growth
+        fits = bs.fit_many(
+            ladders[:3],
+            "chinchilla",
+            **sampled(likelihood="normal", scatter_growth=False, **COLUMNS),
+        )
     assert len(record) == 1
     assert [f.diagnostics.ok for f in fits] == [False, True, False]
     with pytest.warns(bs.FitWarning, match="chains disagree"):  # still warns when used
@@ -210,11 +215,11 @@ def test_fit_many_warm_starts_from_a_fit_and_its_fits_warm_start_fit(singles, ba
         assert result.info["warmup"] == 200 and result.info["warm_start"] is True
         assert_chains_agree(result, label=(i,))
         assert_same_posterior(batch[i], result, z_max=4.5, sd_ratio=(0.8, 1 / 0.75), label=(i,))
-    # a fit_many fit has an end state per chain, shaped as fit()'s (6 unconstrained
-    # parameters: E, two log terms, alpha, beta, sigma) ...
+    # a fit_many fit has an end state per chain, shaped as fit()'s (7 unconstrained
+    # parameters: E, two log terms, alpha, beta, sigma, scatter_growth) ...
     end = batch[2].sampler_end
-    assert end["z"].shape == singles[2].sampler_end["z"].shape == (SETTINGS["chains"], 6)
-    assert end["inverse_mass_matrix"].shape == (SETTINGS["chains"], 6, 6)
+    assert end["z"].shape == singles[2].sampler_end["z"].shape == (SETTINGS["chains"], 7)
+    assert end["inverse_mass_matrix"].shape == (SETTINGS["chains"], 7, 7)
     assert end["step_size"].shape == (SETTINGS["chains"],) and np.all(end["step_size"] > 0)
     # ... which fit() takes as a warm start
     again = bs.fit(

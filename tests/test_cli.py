@@ -63,7 +63,8 @@ def test_fit_summary_predict_json_contracts(chinchilla_fit, capsys):
     code, stdout, _ = run(capsys, "summary", out, "--json")
     assert code == 0
     payload = json.loads(stdout)  # exactly one JSON object
-    # the law, its noise, and the drift learned from the ladder's own backtest
+    # the law, its noise (growing toward the small runs), and the drift learned from the
+    # ladder's own backtest
     assert set(payload["parameters"]) == {
         "E",
         "A",
@@ -72,6 +73,7 @@ def test_fit_summary_predict_json_contracts(chinchilla_fit, capsys):
         "beta",
         "sigma",
         "nu",
+        "scatter_growth",
         "drift",
         "drift_ratio",
     }

@@ -205,7 +205,7 @@ def test_plot_prior_posterior_panels_and_honest_scale_labels(two_arm_fits):
     fit = two_arm_fits["grouped"]
     fig = bsp.plot_prior_posterior(fit)
     sites = [s for s, _ in prior_sites(fit)]
-    assert sites == ["E", "eta", "log_N_term", "log_D_term", "sigma", "nu"]
+    assert sites == ["E", "eta", "log_N_term", "log_D_term", "sigma", "nu", "scatter_growth"]
     main = [a for a in fig.axes if a.get_title(loc="left")]
     assert [a.get_title(loc="left") for a in main] == sites
     by_site = dict(zip(sites, main, strict=True))

@@ -47,6 +47,9 @@ def _fit(**sampler):
         tokens="tokens",
         loss="loss",
         drift=False,
+        # one noise scale: at these short runs the default's scatter growth sometimes
+        # needs a continued block of draws, a sampler call the ladder would also record
+        scatter_growth=False,
         seed=0,
         sampler=bs.SamplerOptions(**{**SAMPLER, **sampler}),
     )

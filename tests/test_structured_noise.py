@@ -44,14 +44,13 @@ def isoflop_sweeps(seed: int = 3, n_sweeps: int = 8) -> tuple[pd.DataFrame, dict
 def sweeps():
     frame, effects = isoflop_sweeps()
     runs = bs.read_runs(frame, params="params", tokens="tokens", loss="loss", sweep="budget")
+    # one scatter for every run: what the sweep effect takes from sigma is the subject, and
+    # a scatter that grows toward small budgets would take part of it too
+    common = {"likelihood": "normal", "scatter_growth": False, **SETTINGS}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.FitWarning)
-        structured = bs.fit(
-            runs, "chinchilla", **sampled(likelihood="normal", discrepancy=True, **SETTINGS)
-        )
-        plain = bs.fit(
-            without_sweep(runs), "chinchilla", **sampled(likelihood="normal", **SETTINGS)
-        )
+        structured = bs.fit(runs, "chinchilla", **sampled(discrepancy=True, **common))
+        plain = bs.fit(without_sweep(runs), "chinchilla", **sampled(**common))
     structured.info["warn"] = plain.info["warn"] = False  # verdicts are checked below
     return runs, effects, structured, plain
 

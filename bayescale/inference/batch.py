@@ -38,7 +38,7 @@ from ..model.scaling import ScalingModel, build_model, pad_size
 from ..posterior.core import Fit, FitWarning
 from ..settings import FIELDS as SAMPLER_FIELDS
 from ..settings import SamplerOptions, resolve_sampler
-from .fitting import resolve_spec
+from .fitting import auto_scatter_growth, resolve_spec
 from .sampling import (
     _warm_start,
     as_draws,
@@ -65,6 +65,7 @@ def fit_many(
     priors: Mapping[str, Prior | str | Mapping] | None = None,
     likelihood: str | None = None,
     pooling: str | None = None,
+    scatter_growth: bool | None = None,
     flops_per_token: float = 6.0,
     warm_start: str | Fit | None = None,
     **columns: str,
@@ -83,6 +84,9 @@ def fit_many(
         seed: seed of the first dataset; dataset ``i`` uses ``seed + i``.
         priors, likelihood, pooling: as in :func:`bayescale.fit` (the same for every
             dataset; data-dependent defaults are resolved per dataset).
+        scatter_growth: as in :func:`bayescale.fit`; by default on when
+            :func:`~bayescale.inference.fitting.auto_scatter_growth` turns it on for every
+            dataset (one compiled model serves them all).
         sampler: a :class:`~bayescale.SamplerOptions` for every dataset: ``chains``,
             ``draws`` and ``warmup`` per dataset and chain (``warmup`` defaults to 1000,
             or to 200 for the datasets that are warm-started), ``device`` (on a CPU the
@@ -161,10 +165,12 @@ def fit_many(
     if columns.get("downstream") is not None and not spec.downstream:
         spec = spec.with_(downstream=True)
     spec = spec.with_(priors=priors, likelihood=likelihood, pooling=pooling)
+    if scatter_growth is None:
+        scatter_growth = all(auto_scatter_growth(spec, runs) for runs in all_runs)
     models = []
     for i, runs in enumerate(all_runs):
         try:
-            models.append(build_model(spec, runs))
+            models.append(build_model(spec, runs, scatter_growth=scatter_growth))
         except ValueError as exc:
             raise ValueError(f"datasets[{i}]: {exc}") from None
     _check_structure(models)
@@ -242,6 +248,7 @@ def fit_many(
             "command": f"bayescale.fit_many([... {n} datasets], law={spec.name!r}, "
             f"chains={chains}, draws={draws}, warmup={warmup}, seed={seed}{how}) [{i}]",
             "warm_start": warmed[i],
+            "scatter_growth": bool(scaling_model.scatter_growth),
             "warn": False,  # one warning for the batch below, not one per fit
         }
         draws_i, stats_i = as_draws(
