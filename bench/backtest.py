@@ -25,22 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--studies", nargs="*", help="study names or prefixes (default: all)")
     parser.add_argument("--json", help="write the table, pooled scores and every run here")
     parser.add_argument("--no-baseline", action="store_true", help="skip the point-fit baseline")
-    growth = parser.add_mutually_exclusive_group()
-    growth.add_argument(
-        "--scatter-growth",
-        dest="scatter_growth",
-        action="store_const",
-        const=True,
-        default=None,
-        help="fit every study with fit(..., scatter_growth=True) instead of the default",
-    )
-    growth.add_argument(
-        "--no-scatter-growth",
-        dest="scatter_growth",
-        action="store_const",
-        const=False,
-        help="fit every study with fit(..., scatter_growth=False)",
-    )
+    from bayescale.cli.app import _add_scatter_growth
+
+    _add_scatter_growth(parser)  # every study with, or without, the growth term
     args = parser.parse_args(argv)
 
     from bayescale.trust.corpus import format_table, pooled, run_corpus

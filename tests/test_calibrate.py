@@ -145,7 +145,9 @@ def sbc_gadre():
 
 def _assert_calibrated(result: Calibration, parameters):
     assert result.replicates == REPLICATES
-    expected = {*parameters, "sigma", "loss@10x", "loss@100x", "new_run@10x", "new_run@100x"}
+    # the replicates grow their scatter toward the small runs, as fit() would (20 runs)
+    expected = {*parameters, "sigma", "scatter_growth"}
+    expected |= {"loss@10x", "loss@100x", "new_run@10x", "new_run@100x"}
     assert set(result.ranks.columns) == expected
     assert result.ranks.min().min() >= 0 and result.ranks.max().max() <= result.n_ranked
     # every parameter and extrapolation, at 50/80/95%, inside its binomial band, at a 1% false

@@ -17,6 +17,10 @@ Design choices:
 * **Realistic noise.** The default noise prior ``sigma ~ LogNormal(log 0.01, 0.5)`` (0.4%
   to 2.7% on loss, like real sweeps) replaces the vague ``HalfNormal(0.1)``; fits use the
   same prior and the ``normal`` likelihood, which is what the simulation draws from.
+* **Scatter growth.** Where :func:`bayescale.fit` would grow the scatter toward the small
+  runs (laws of params, tokens and compute with ``runs_per_fit >= 2k - 1``), each replicate
+  draws ``scatter_growth`` from its prior and simulates noise ``sigma * exp(growth * depth)``,
+  and the fits grow theirs; ``scatter_growth`` is ranked like the other parameters.
 * **Ladders.** ``runs_per_fit`` runs on a grid of 3-4 token multipliers (out of 5..320)
   times model sizes spanning 1.5-3 decades from 10M-100M parameters, different in every
   replicate. Compute-only laws get ``runs_per_fit`` log-spaced budgets over 2-4 decades.
@@ -31,7 +35,8 @@ Design choices:
   :data:`BATCH` (the last one padded), so any number of replicates reuses one compiled
   program; 2 chains x 300 draws each, ranks among 99 thinned draws.
 
-Measured (100 replicates, seed 0, ``bayescale calibrate --law chinchilla --replicates 100``):
+Measured (100 replicates, seed 0, ``bayescale calibrate --law chinchilla --replicates 100``,
+scatter growth included):
 every parameter and extrapolation of ``chinchilla`` and ``gadre2024`` inside the 99% binomial
 band at 50/80/95%. :func:`misspecification` shows what SBC cannot: when the law is wrong,
 95% intervals at 100x cover the truth in 0-40% of ladders.
@@ -55,6 +60,7 @@ from ..data.runs import _MAX_LOSS, _MIN_LOSS
 from ..laws.base import Law
 from ..laws.core import get_law
 from ..laws.priors import Prior
+from ..model.noise import STRUCTURED_PRIORS
 from ..settings import SamplerOptions
 from .calibration_design import (
     CALIBRATION_NOISE,
@@ -117,14 +123,30 @@ def _fit_row(result, check: bool = False) -> dict:
     return row
 
 
-def _simulate(law, theta, log_ref, design, sigma, nu, rng):
+def _simulate(law, theta, log_ref, design, sigma, nu, rng, growth=0.0):
+    """Losses of the design's runs: the law with noise ``sigma * exp(growth * depth)``."""
     import jax.numpy as jnp
+
+    from ..model.scatter import log_scale_of
 
     x = {k: jnp.asarray(np.log(design[k]) - log_ref[k]) for k in law.inputs}
     log_mu = np.asarray(law.log_loss({k: jnp.asarray(v) for k, v in theta.items()}, x))
     eps = rng.standard_t(nu, log_mu.shape) if nu is not None else rng.standard_normal(log_mu.shape)
+    scale = sigma
+    if growth:
+        depth = log_scale_of(law, design)
+        scale = sigma * np.exp(growth * (depth.max() - depth))
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.exp(log_mu + sigma * eps), log_mu
+        return np.exp(log_mu + scale * eps), log_mu
+
+
+def _grows(law, runs_per_fit: int) -> bool:
+    """Whether fit() would grow the scatter of a ladder of ``runs_per_fit`` runs of ``law``
+    (:func:`~bayescale.inference.fitting.auto_scatter_growth`)."""
+    from ..model.scatter import scale_inputs
+
+    plain = set(law.inputs) <= {"params", "tokens", "compute"} and bool(scale_inputs(law))
+    return plain and runs_per_fit >= 2 * len(law.parameter_names) - 1
 
 
 def _law_value(law, theta, log_ref, target) -> float:
@@ -197,6 +219,9 @@ def calibrate(
         raise ValueError(f"likelihood must be 'normal' or 'student_t' but got {likelihood!r}")
     levels = tuple(float(lvl) for lvl in levels)
     priors = calibration_priors(law, truth, noise, likelihood)
+    # the fits grow their scatter toward the small runs as fit() would for such a ladder,
+    # so every replicate draws a growth from its prior too (0: the runs' scatter is equal)
+    grows = _grows(law, runs_per_fit)
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     # 1. simulate every replicate first (one random stream, independent of how fits run)
@@ -208,7 +233,8 @@ def calibrate(
             theta = {name: _draw(priors[name], rng) for name in law.parameter_names}
             sigma = _draw(priors["sigma"], rng)
             nu = _draw(priors["nu"], rng) if likelihood == "student_t" else None
-            loss, _ = _simulate(law, theta, log_ref, design, sigma, nu, rng)
+            growth = _draw(STRUCTURED_PRIORS["scatter_growth"], rng) if grows else 0.0
+            loss, _ = _simulate(law, theta, log_ref, design, sigma, nu, rng, growth)
             if np.all(np.isfinite(loss)) and np.all((loss >= _MIN_LOSS) & (loss <= _MAX_LOSS)):
                 break
             rejected += 1
@@ -220,6 +246,8 @@ def calibrate(
             )
         truth_row = {k: float(np.asarray(v)) for k, v in law.to_reported(theta, log_ref).items()}
         truth_row["sigma"] = sigma
+        if grows:
+            truth_row["scatter_growth"] = growth
         if nu is not None:
             truth_row["nu"] = nu
         targets = _targets(law, design)
@@ -237,6 +265,7 @@ def calibrate(
         progress,
         priors=priors,
         likelihood=likelihood,
+        scatter_growth=grows,
         sampler=SamplerOptions(
             chains=chains, draws=draws, warmup=warmup, target_accept=target_accept
         ),
