@@ -161,7 +161,10 @@ def test_cli_fit_takes_scatter_growth(tmp_path):
         text=True,
     )
     assert both.returncode == 2
-    assert "not allowed with argument" in both.stderr
+    assert both.stderr == (
+        "error: bayescale fit: argument --no-scatter-growth: not allowed with argument "
+        "--scatter-growth\n"
+    )
 
 
 def test_a_law_without_a_scale_is_refused():

@@ -194,8 +194,9 @@ def scatter_factor(arm: Arm, values: Mapping[str, float | None]) -> np.ndarray |
         known = {"params": known["compute"] / arm.flops_per_token, "tokens": np.ones(1)}
     if not set(names) <= set(known):
         return 1.0
-    depth = model.depth(known, np.asarray([arm.code], np.int32))[0]
-    return np.exp(arm.sites(["scatter_growth"])["scatter_growth"] * depth)
+    from ..posterior._predict import scatter_factor as fit_factor
+
+    return fit_factor(arm.fit, known, np.asarray([arm.code], np.int32))[arm.order, 0]
 
 
 def structured_scale(arm: Arm, compute: float | None, new_sweep: bool) -> np.ndarray:

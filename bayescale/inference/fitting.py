@@ -451,11 +451,9 @@ def auto_scatter_growth(spec: ModelSpec, runs: Runs, loss_mask=None) -> bool:
         ...     params="Model Size", compute="Training FLOP", loss="loss"))   # doctest: +SKIP
         True
     """
-    from ..model.scatter import scale_inputs
+    from ..model.scatter import scale_only
 
-    law = spec.law
-    plain = set(law.inputs) <= {"params", "tokens", "compute"} and bool(scale_inputs(law))
-    return plain and _enough_runs(spec, runs, loss_mask)
+    return scale_only(spec.law) and _enough_runs(spec, runs, loss_mask)
 
 
 def _describe_call(data, spec: ModelSpec, info: Mapping, *, warmup: int) -> str:

@@ -24,7 +24,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["check_scale", "depth", "log_scale_of", "scale_frontier", "scale_inputs"]
+__all__ = [
+    "check_scale",
+    "depth",
+    "log_scale_of",
+    "scale_frontier",
+    "scale_inputs",
+    "scale_only",
+]
 
 
 def scale_inputs(law) -> tuple[str, ...]:
@@ -32,6 +39,12 @@ def scale_inputs(law) -> tuple[str, ...]:
     if "compute" in law.inputs:
         return ("compute",)
     return tuple(n for n in ("params", "tokens") if n in law.inputs)
+
+
+def scale_only(law) -> bool:
+    """Whether ``law`` reads params, tokens and compute alone, with a scale among them:
+    the laws whose fits grow their scatter by default (no further input such as U or E)."""
+    return set(law.inputs) <= {"params", "tokens", "compute"} and bool(scale_inputs(law))
 
 
 def check_scale(law) -> None:

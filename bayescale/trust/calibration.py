@@ -143,10 +143,9 @@ def _simulate(law, theta, log_ref, design, sigma, nu, rng, growth=0.0):
 def _grows(law, runs_per_fit: int) -> bool:
     """Whether fit() would grow the scatter of a ladder of ``runs_per_fit`` runs of ``law``
     (:func:`~bayescale.inference.fitting.auto_scatter_growth`)."""
-    from ..model.scatter import scale_inputs
+    from ..model.scatter import scale_only
 
-    plain = set(law.inputs) <= {"params", "tokens", "compute"} and bool(scale_inputs(law))
-    return plain and runs_per_fit >= 2 * len(law.parameter_names) - 1
+    return scale_only(law) and runs_per_fit >= 2 * len(law.parameter_names) - 1
 
 
 def _law_value(law, theta, log_ref, target) -> float:
